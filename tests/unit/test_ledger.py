@@ -1,0 +1,109 @@
+"""The ledger against SQLite and against the real Postgres: claims, object progress, roll-ups."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from hyperline_sync.ledger import (
+    DONE,
+    FAILED,
+    RUNNING,
+    Counts,
+    Ledger,
+    LedgerError,
+    PartitionBusyError,
+)
+
+TTL = dt.timedelta(minutes=5)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger(request, tmp_path) -> Ledger:
+    if request.param == "sqlite":
+        return Ledger.sqlite(tmp_path / "ledger.db")
+    return Ledger(request.getfixturevalue("postgres_url"))
+
+
+def test_claim_blocks_other_runs_until_released(ledger):
+    ledger.claim("p", "2026-11-01", "run-a", TTL, run_id="a")
+    with pytest.raises(PartitionBusyError, match="run-a"):
+        ledger.claim("p", "2026-11-01", "run-b", TTL, run_id="b")
+    ledger.finish("p", "2026-11-01", "run-a", DONE)
+    ledger.claim("p", "2026-11-01", "run-b", TTL, run_id="b")
+    state = ledger.partitions("p")["2026-11-01"]
+    assert state.status == RUNNING
+    assert state.claimed_by == "run-b"
+    assert state.attempts == 2
+
+
+def test_same_owner_retakes_its_claim(ledger):
+    ledger.claim("p", "d", "run-a", TTL, run_id="a")
+    ledger.claim("p", "d", "run-a", TTL, run_id="a")
+    assert ledger.partitions("p")["d"].attempts == 2
+
+
+def test_expired_claim_of_a_dead_worker_can_be_taken(ledger):
+    ledger.claim("p", "d", "dead", dt.timedelta(seconds=-1), run_id="x")
+    assert ledger.failed_partitions("p") == ["d"]
+    ledger.claim("p", "d", "alive", TTL, run_id="y")
+    assert ledger.partitions("p")["d"].claimed_by == "alive"
+
+
+def test_renew_fails_once_the_claim_was_taken(ledger):
+    ledger.claim("p", "d", "slow", dt.timedelta(seconds=-1), run_id="x")
+    ledger.claim("p", "d", "other", TTL, run_id="y")
+    with pytest.raises(PartitionBusyError, match="lost the claim"):
+        ledger.renew("p", "d", "slow", TTL)
+    ledger.renew("p", "d", "other", TTL)
+
+
+def test_object_progress_and_rollup(ledger):
+    ledger.claim("p", "d", "r", TTL, run_id="r")
+    ledger.record_object("p", "d", "k1", "e1", DONE, Counts(read=10, sent=7, rejected=1, skipped=1, duplicates=1), "r")
+    ledger.record_object("p", "d", "k2", "e2", FAILED, Counts(read=3, sent=3), "r", error="boom")
+    assert ledger.done_objects("p", "d") == {"k1": "e1"}
+    ledger.finish("p", "d", "r", FAILED, error="k2: boom")
+    state = ledger.partitions("p")["d"]
+    assert (state.status, state.objects_total, state.objects_done) == (FAILED, 2, 1)
+    assert state.counts == Counts(read=13, sent=10, rejected=1, skipped=1, duplicates=1)
+    assert state.last_error == "k2: boom"
+    assert state.claimed_by is None
+    assert ledger.failed_partitions("p") == ["d"]
+
+
+def test_reprocessed_object_replaces_its_counts(ledger):
+    ledger.claim("p", "d", "r", TTL, run_id="r")
+    ledger.record_object("p", "d", "k1", "old", DONE, Counts(read=5, sent=5), "r")
+    ledger.record_object("p", "d", "k1", "new", DONE, Counts(read=4, sent=4), "r")
+    assert ledger.done_objects("p", "d") == {"k1": "new"}
+    ledger.finish("p", "d", "r", DONE)
+    assert ledger.partitions("p")["d"].counts.read == 4
+
+
+def test_pipelines_are_separate(ledger):
+    ledger.claim("a", "d", "r", TTL, run_id="r")
+    ledger.claim("b", "d", "r2", TTL, run_id="r2")
+    assert set(ledger.partitions("a")) == {"d"}
+    assert ledger.partitions("b")["d"].claimed_by == "r2"
+
+
+def test_schema_is_created_once(tmp_path):
+    Ledger.sqlite(tmp_path / "l.db").claim("p", "d", "r", TTL, run_id="r")
+    again = Ledger.sqlite(tmp_path / "l.db")
+    assert again.partitions("p")["d"].status == RUNNING
+
+
+def test_unreachable_database_is_a_clear_error_without_the_password():
+    with pytest.raises(LedgerError, match="cannot reach the ledger database") as err:
+        Ledger(
+            "postgresql+psycopg://postgres:s3cr3t-pw@127.0.0.1:1/none",
+            engine_kwargs={"connect_args": {"connect_timeout": 2}},
+        )
+    assert "s3cr3t-pw" not in str(err.value)
+
+
+def test_counts_balance():
+    assert Counts(read=4, sent=1, rejected=1, skipped=1, duplicates=1).balanced
+    assert not Counts(read=5, sent=1).balanced
