@@ -1,0 +1,94 @@
+"""Dead letters: every rejected event, with its reason and where it came from, secrets removed.
+
+One gzipped JSONL file per source object and partition, rewritten each time the object is
+processed, so the files always agree with the ledger (the latest processing of an object wins).
+Lines hold `reason`, `source_key`, `line_no`, `partition`, `run_id`, and the `event` (parsed,
+scrubbed) or the `raw` line (truncated, scrubbed) when it could not be parsed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+# Keys whose values are credentials wherever they appear (Segment puts writeKey on archived lines).
+SECRET_KEYS = frozenset({"writekey", "write_key", "password", "api_key", "apikey", "secret", "authorization"})
+_RAW_SECRET = re.compile(
+    rb'("(?:writeKey|write_key|password|api_?[kK]ey|secret|[aA]uthorization)"\s*:\s*)"(?:[^"\\]|\\.)*"'
+)
+RAW_LIMIT = 2048
+REDACTED = "[redacted]"
+
+
+def scrub(value: Any) -> Any:
+    """A copy of `value` with every secret-named key's value replaced."""
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if str(k).lower() in SECRET_KEYS else scrub(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
+
+
+def scrub_raw(line: bytes | str) -> str:
+    """A raw input line, cut to RAW_LIMIT bytes, with secret-named JSON values replaced."""
+    data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+    data = _RAW_SECRET.sub(rb'\1"' + REDACTED.encode() + rb'"', data[:RAW_LIMIT])
+    return data.decode("utf-8", "replace")
+
+
+def dead_letter_path(output_dir: Path, pipeline: str, partition: str, source_key: str) -> Path:
+    return output_dir / pipeline / "dead_letters" / partition / f"{Path(source_key).name}.jsonl.gz"
+
+
+class ObjectDeadLetters:
+    """Collects one object's rejects; `close()` publishes the file (or removes a stale one)."""
+
+    def __init__(self, path: Path, partition: str, source_key: str, run_id: str) -> None:
+        self.path = path
+        self._tmp = path.with_name(path.name + ".tmp")
+        self._base = {"partition": partition, "source_key": source_key, "run_id": run_id}
+        self._file: gzip.GzipFile | None = None
+        self.count = 0
+
+    def add(self, reason: str, line_no: int | None, *, event: Mapping | None = None, raw: bytes | str | None = None,
+            source_key: str | None = None) -> None:
+        row: dict[str, Any] = {"reason": reason, **self._base, "line_no": line_no}
+        if source_key is not None:
+            row["source_key"] = source_key
+        if event is not None:
+            row["event"] = scrub(event)
+        if raw is not None:
+            row["raw"] = scrub_raw(raw)
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = gzip.open(self._tmp, "wb", compresslevel=5)  # noqa: SIM115 (closed in close())
+        self._file.write(orjson.dumps(row, default=str) + b"\n")
+        self.count += 1
+
+    def close(self) -> Path | None:
+        """Publish atomically; returns the path, or None when the object had no rejects."""
+        if self._file is None:
+            self.path.unlink(missing_ok=True)
+            return None
+        self._file.close()
+        self._file = None
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+
+def read_dead_letters(path: Path) -> list[dict]:
+    """All rows of one dead-letter file (for tests, reports and operators' scripts)."""
+    with gzip.open(path, "rb") as f:
+        return [orjson.loads(line) for line in f if line.strip()]
