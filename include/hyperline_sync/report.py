@@ -35,6 +35,7 @@ class PartitionOutcome:
     error: str | None = None
     dead_letters: list[str] = field(default_factory=list)
     dry_run_output: str | None = None
+    ledger_totals: Counts | None = None  # the partition over all runs (counts above: this run only)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -43,6 +44,8 @@ class PartitionOutcome:
     def from_json(cls, data: dict) -> PartitionOutcome:
         data = dict(data)
         data["counts"] = Counts(**data.get("counts", {}))
+        if data.get("ledger_totals") is not None:
+            data["ledger_totals"] = Counts(**data["ledger_totals"])
         return cls(**data)
 
 

@@ -1,0 +1,43 @@
+# One-command entry points. `make demo` and `make test` work on a fresh clone (they build .venv).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint unit faults bench emulator clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	touch $(STAMP)
+
+## The embedded demo: sample archive -> local Hyperline emulator, as a real Airflow DagRun.
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m hyperline_sync.demo
+
+## Every test (lint first: CI runs exactly this).
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+faults: $(STAMP)
+	$(BIN)/pytest -m faults
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_source.py
+	$(BIN)/python bench/bench_hook.py
+
+## A local Hyperline ingest emulator on http://127.0.0.1:8090 (API key test_local).
+emulator: $(STAMP)
+	$(BIN)/python -m hyperline_sync.emulator --port 8090 --api-key test_local
+
+clean:
+	rm -rf .demo .airflow-test .pytest_cache .ruff_cache
