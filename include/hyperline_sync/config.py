@@ -1,0 +1,335 @@
+"""Load and validate the pipelines YAML file into frozen dataclasses.
+
+The file comes from the `path` argument, else env `HYPERLINE_SYNC_CONFIG`, else the packaged
+`config/pipelines.yaml`. Every string value may use `${VAR}` (error if unset) and
+`${VAR:-default}` (default if unset or empty). Unknown keys are errors, so typos never pass
+silently; every error is a `ConfigError` whose message starts with the bad key's path.
+Relative paths in `state` are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from croniter import croniter
+
+from hyperline_sync import validation as v
+from hyperline_sync.mapping import MappingConfig, parse_mapping
+from hyperline_sync.validation import ConfigError
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG_PATH",
+    "Config",
+    "ConfigError",
+    "PipelineConfig",
+    "S3ArchiveSourceConfig",
+    "SourceConfig",
+    "StateConfig",
+    "TuningConfig",
+    "expand_env",
+    "load_config",
+    "parse_config",
+]
+
+CONFIG_ENV = "HYPERLINE_SYNC_CONFIG"
+DEFAULT_CONFIG_PATH = Path(__file__).parent / "config" / "pipelines.yaml"
+DAG_ID_PREFIX = "segment_to_hyperline__"
+DEFAULT_SCHEDULE = "0 * * * *"
+MAX_BATCH_SIZE = 5000  # Hyperline's maxItems for POST /v1/events/batch
+
+_NAME = re.compile(r"^[a-z0-9_]+$")
+_CONN_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_SOURCE_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_CRON_PRESETS = frozenset({"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"})
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """Where progress lives: the ledger (SQLite file in `dir`, or Postgres) and dedup id files."""
+
+    dir: Path
+    output_dir: Path
+    ledger_conn_id: str | None = None
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.dir / "ledger.db"
+
+
+@dataclass(frozen=True)
+class S3ArchiveSourceConfig:
+    """Segment's S3 archive, on S3 (`s3://bucket/prefix`) or on disk (`file:///dir`).
+
+    `url` names the folder that holds `segment-logs/`.
+    """
+
+    url: str
+    source_id: str
+    aws_conn_id: str | None = None
+    kind: Literal["s3_archive"] = field(default="s3_archive", init=False)
+
+    @property
+    def scheme(self) -> Literal["s3", "file"]:
+        return "s3" if self.url.startswith("s3://") else "file"
+
+    @property
+    def bucket(self) -> str:
+        return urlsplit(self.url).netloc
+
+    @property
+    def prefix(self) -> str:
+        """Key prefix inside the bucket, without leading or trailing `/` (may be empty)."""
+        return urlsplit(self.url).path.strip("/")
+
+    @property
+    def local_root(self) -> Path:
+        return Path(urlsplit(self.url).path)
+
+
+# A union once `warehouse` lands; `_SOURCE_KINDS` dispatches on `kind`.
+SourceConfig = S3ArchiveSourceConfig
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    chunk_size: int = 50_000
+    batch_size: int = MAX_BATCH_SIZE
+    dedup_window_days: int = 7
+    lookback_days: int = 1
+    claim_ttl_minutes: int = 60
+    max_requests_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    name: str
+    source: SourceConfig
+    hyperline_conn_id: str = "hyperline_default"
+    start_date: date | None = None
+    schedule: str | None = DEFAULT_SCHEDULE
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+
+    @property
+    def dag_id(self) -> str:
+        return DAG_ID_PREFIX + self.name
+
+
+@dataclass(frozen=True)
+class Config:
+    state: StateConfig
+    pipelines: tuple[PipelineConfig, ...]
+    path: Path | None = None
+
+    def pipeline(self, name: str) -> PipelineConfig:
+        for pipeline in self.pipelines:
+            if pipeline.name == name:
+                return pipeline
+        known = ", ".join(p.name for p in self.pipelines)
+        raise ConfigError("pipelines", f"no pipeline named {name!r} (known: {known})")
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, expand and validate the config file (see module docstring for the lookup order)."""
+    chosen = Path(path if path is not None else os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file: {exc.strerror or exc}", str(chosen)) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"invalid YAML: {exc}", str(chosen)) from exc
+    try:
+        return parse_config(raw, base_dir=chosen.resolve().parent, path=chosen)
+    except ConfigError as exc:
+        raise exc.in_file(str(chosen)) from None
+
+
+def parse_config(raw: Any, base_dir: Path | None = None, path: Path | None = None) -> Config:
+    """Validate an already-parsed YAML document. `base_dir` anchors relative state paths."""
+    raw = expand_env(raw, "")
+    raw = v.mapping(raw, "", {"state", "pipelines"}, required={"pipelines"})
+    pipelines_raw = raw["pipelines"]
+    if not isinstance(pipelines_raw, list) or not pipelines_raw:
+        raise ConfigError("pipelines", "must be a non-empty list of pipelines")
+    pipelines = tuple(_parse_pipeline(item, f"pipelines[{i}]") for i, item in enumerate(pipelines_raw))
+    seen: set[str] = set()
+    for i, pipeline in enumerate(pipelines):
+        if pipeline.name in seen:
+            raise ConfigError(f"pipelines[{i}].name", f"duplicate pipeline name {pipeline.name!r}")
+        seen.add(pipeline.name)
+    return Config(state=_parse_state(raw.get("state"), base_dir or Path.cwd()), pipelines=pipelines, path=path)
+
+
+def expand_env(value: Any, path: str) -> Any:
+    """Expand `${VAR}` / `${VAR:-default}` in every string of a parsed YAML tree (keys excepted)."""
+    if isinstance(value, str):
+        return _expand_string(value, path)
+    if isinstance(value, list):
+        return [expand_env(item, v.child(path, i)) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: expand_env(item, v.child(path, str(key))) for key, item in value.items()}
+    return value
+
+
+def _expand_string(value: str, path: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        current = os.environ.get(name)
+        if default is not None:
+            return current if current else default
+        if current is None:
+            raise ConfigError(path, f"environment variable {name} is not set (use ${{{name}:-default}})")
+        return current
+
+    expanded = _ENV_REF.sub(replace, value)
+    if "${" in _ENV_REF.sub("", value):
+        raise ConfigError(path, f"malformed ${{...}} reference in {value!r}")
+    return expanded
+
+
+def _parse_state(raw: Any, base_dir: Path) -> StateConfig:
+    raw = {} if raw is None else v.mapping(raw, "state", {"ledger_conn_id", "dir", "output_dir"})
+    airflow_home = os.environ.get("AIRFLOW_HOME") or str(Path("~/airflow").expanduser())
+    state_dir = _path(raw.get("dir"), "state.dir", base_dir) or Path(airflow_home) / "hyperline_sync"
+    output_dir = _path(raw.get("output_dir"), "state.output_dir", base_dir) or state_dir / "reports"
+    return StateConfig(
+        dir=state_dir,
+        output_dir=output_dir,
+        ledger_conn_id=v.optional_string(raw.get("ledger_conn_id"), "state.ledger_conn_id", _CONN_ID),
+    )
+
+
+def _path(raw: Any, path: str, base_dir: Path) -> Path | None:
+    if raw is None:
+        return None
+    value = Path(v.string(raw, path)).expanduser()
+    return value if value.is_absolute() else base_dir / value
+
+
+def _parse_pipeline(raw: Any, path: str) -> PipelineConfig:
+    raw = v.mapping(
+        raw,
+        path,
+        {"name", "source", "hyperline_conn_id", "start_date", "schedule", "mapping", "tuning"},
+        required={"name", "source"},
+    )
+    return PipelineConfig(
+        name=v.string(raw["name"], v.child(path, "name"), _NAME, "lowercase letters, digits and _"),
+        source=_parse_source(raw["source"], v.child(path, "source")),
+        hyperline_conn_id=v.string(
+            raw.get("hyperline_conn_id", "hyperline_default"), v.child(path, "hyperline_conn_id"), _CONN_ID
+        ),
+        start_date=_parse_date(raw.get("start_date"), v.child(path, "start_date")),
+        schedule=_parse_schedule(raw.get("schedule", DEFAULT_SCHEDULE), v.child(path, "schedule")),
+        mapping=parse_mapping(raw.get("mapping"), v.child(path, "mapping")),
+        tuning=_parse_tuning(raw.get("tuning"), v.child(path, "tuning")),
+    )
+
+
+def _parse_source(raw: Any, path: str) -> SourceConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(path, f"must be a mapping, got {v.type_name(raw)}")
+    kind = raw.get("kind")
+    parser = _SOURCE_KINDS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        known = ", ".join(sorted(_SOURCE_KINDS))
+        raise ConfigError(v.child(path, "kind"), f"must be one of: {known} (got {kind!r})")
+    return parser(raw, path)
+
+
+def _parse_s3_archive(raw: dict[str, Any], path: str) -> S3ArchiveSourceConfig:
+    v.mapping(raw, path, {"kind", "url", "source_id", "aws_conn_id"}, required={"url", "source_id"})
+    url_path = v.child(path, "url")
+    url = v.string(raw["url"], url_path).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        if not _BUCKET.match(parts.netloc):
+            raise ConfigError(url_path, f"invalid S3 bucket name {parts.netloc!r}")
+    elif parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ConfigError(url_path, "a file:// url needs an absolute path, e.g. file:///data/segment")
+        url = "file://" + parts.path.rstrip("/")
+    else:
+        raise ConfigError(url_path, "must start with s3:// or file://")
+    aws_conn_id = v.optional_string(raw.get("aws_conn_id"), v.child(path, "aws_conn_id"), _CONN_ID)
+    if aws_conn_id is None and parts.scheme == "s3":
+        aws_conn_id = "aws_default"
+    return S3ArchiveSourceConfig(
+        url=url,
+        source_id=v.string(raw["source_id"], v.child(path, "source_id"), _SOURCE_ID, "a Segment source id"),
+        aws_conn_id=aws_conn_id,
+    )
+
+
+_SOURCE_KINDS: dict[str, Callable[[dict[str, Any], str], SourceConfig]] = {
+    "s3_archive": _parse_s3_archive,
+}
+
+
+def _parse_date(raw: Any, path: str) -> date | None:
+    if raw is None:
+        return None
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            pass
+    raise ConfigError(path, f"must be a date YYYY-MM-DD, got {raw!r}")
+
+
+def _parse_schedule(raw: Any, path: str) -> str | None:
+    if raw is None:
+        return None
+    value = v.string(raw, path)
+    if value in _CRON_PRESETS or (len(value.split()) == 5 and croniter.is_valid(value)):
+        return value
+    raise ConfigError(path, f"must be a 5-field cron expression or an @preset such as @hourly, got {value!r}")
+
+
+def _parse_tuning(raw: Any, path: str) -> TuningConfig:
+    if raw is None:
+        return TuningConfig()
+    defaults = TuningConfig()
+    raw = v.mapping(
+        raw,
+        path,
+        {
+            "chunk_size",
+            "batch_size",
+            "dedup_window_days",
+            "lookback_days",
+            "claim_ttl_minutes",
+            "max_requests_per_second",
+        },
+    )
+
+    def get(key: str, minimum: int, maximum: int | None = None) -> int:
+        return v.integer(raw.get(key, getattr(defaults, key)), v.child(path, key), minimum, maximum)
+
+    rate = raw.get("max_requests_per_second")
+    rate_path = v.child(path, "max_requests_per_second")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0):
+        raise ConfigError(rate_path, f"must be a positive number or null, got {rate!r}")
+    return TuningConfig(
+        chunk_size=get("chunk_size", 1),
+        batch_size=get("batch_size", 1, MAX_BATCH_SIZE),
+        dedup_window_days=get("dedup_window_days", 0),
+        lookback_days=get("lookback_days", 0),
+        claim_ttl_minutes=get("claim_ttl_minutes", 1),
+        max_requests_per_second=None if rate is None else float(rate),
+    )
