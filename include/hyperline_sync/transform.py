@@ -1,0 +1,323 @@
+"""Raw NDJSON lines -> Hyperline events, rejects with reasons, and counts that add up.
+
+Every line ends in exactly one bucket (`read == len(events) + rejected + skipped`), decided in
+this order: `line_too_long`, `malformed_json` (invalid JSON or UTF-8, or not an object), skipped
+(`type != "track"`), `missing_event`, skipped (filtered by `mapping.events`), `missing_message_id`,
+`missing_customer_id` / `invalid_customer_id`, `invalid_timestamp` (unparseable, without a zone,
+or outside years MIN_YEAR..MAX_YEAR).
+
+Two stages. `transform_chunk` parses each line with orjson, keeps `type == "track"` and pulls out
+the fields the mapping needs, letting go of the rest of the message at once (retaining 50k whole
+messages costs more than parsing them). `map_track_columns` then works on columns: type checks,
+event filters and renames, customer-id conversion, timestamp parsing with `pandas.to_datetime`, and
+masks, with a per-row step only where the data are Python objects (field sanitising, building each
+`record`). A warehouse reader can fill `TrackColumns` from its result set and reuse that stage.
+
+`writeKey` (a Segment source credential) is never copied: message rejects carry the message
+without it, raw rejects the line cut to `RAW_PREVIEW_BYTES` with any writeKey value masked.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from hyperline_sync.archive import MAX_LINE_BYTES, LineChunk
+from hyperline_sync.mapping import MappingConfig, build_record
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "MAX_YEAR",
+    "MIN_YEAR",
+    "RAW_PREVIEW_BYTES",
+    "ChunkResult",
+    "TrackColumns",
+    "map_track_columns",
+    "transform_chunk",
+]
+
+EVENT_COLUMNS = ("message_id", "customer_id", "event_type", "timestamp", "record", "line_no")
+RAW_PREVIEW_BYTES = 2048
+MIN_YEAR, MAX_YEAR = 1678, 2261  # timestamps outside are invalid_timestamp (the datetime64[ns] range)
+_WRITE_KEY = re.compile(r'("writeKey"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)')
+# An explicit zone is required: a naive timestamp would silently be read as UTC.
+_ZONE = re.compile(r"(?:Z|[+-]\d\d(?::?\d\d)?)$")
+_INVALID = object()  # a customer id of a type that cannot be an id (bool, object, array)
+
+
+@dataclass
+class ChunkResult:
+    events: pd.DataFrame
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    read: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    dropped_properties: int = 0
+
+
+@dataclass
+class TrackColumns:
+    """Raw fields of track messages, one list per field (row i is one message).
+
+    `record` and `dropped` come from `mapping.build_record` (built while the source still holds
+    the message, so its properties can be freed at once). `original(i)` returns message i without
+    `writeKey` for a dead letter; it is only called for rejected rows, so a source may rebuild it.
+    """
+
+    source_key: str
+    line_no: np.ndarray
+    event: list[Any]
+    message_id: list[Any]
+    customer: list[Any]
+    timestamp: list[Any]
+    record: list[dict[str, Any]]
+    dropped: list[int]
+    original: Callable[[int], dict[str, Any]]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: tens of thousands of live parsed objects would otherwise trigger
+    repeated collections that scan them all (3x the parse cost). JSON values hold no cycles, so
+    reference counting frees everything; the previous GC state is restored."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def transform_chunk(chunk: LineChunk, mapping: MappingConfig) -> ChunkResult:
+    """Parse and map one chunk of archive lines."""
+    with _gc_paused():
+        columns, rejects, skipped = _parse(chunk, mapping)
+        result = map_track_columns(columns, mapping)
+    result.read = len(chunk.lines)
+    result.skipped += skipped
+    if rejects:
+        result.rejects = sorted(rejects + result.rejects, key=lambda reject: reject["line_no"])
+        result.rejected = len(result.rejects)
+    return result
+
+
+def _parse(chunk: LineChunk, mapping: MappingConfig) -> tuple[TrackColumns, list[dict[str, Any]], int]:
+    lines, numbers = chunk.lines, chunk.numbers()
+    rejects: list[dict[str, Any]] = []
+    rows: list[int] = []
+    events: list[Any] = []
+    message_ids: list[Any] = []
+    customers: list[Any] = []
+    timestamps: list[Any] = []
+    records: list[dict[str, Any]] = []
+    dropped: list[int] = []
+    path = mapping.customer_id_path
+    top = path[0] if len(path) == 1 else None
+    static = mapping.static
+    per_event = bool(mapping.properties)
+    rule = mapping.rule_for("")
+    skipped = 0
+    loads = orjson.loads
+    for i, line in enumerate(lines):
+        if len(line) > MAX_LINE_BYTES:
+            rejects.append(_raw_reject("line_too_long", chunk.key, numbers[i], line, f"over {MAX_LINE_BYTES} bytes"))
+            continue
+        try:
+            message = loads(line)
+        except orjson.JSONDecodeError as exc:
+            rejects.append(_raw_reject("malformed_json", chunk.key, numbers[i], line, str(exc)))
+            continue
+        if type(message) is not dict:
+            detail = f"expected a JSON object, got {type(message).__name__}"
+            rejects.append(_raw_reject("malformed_json", chunk.key, numbers[i], line, detail))
+            continue
+        if message.get("type") != "track":
+            skipped += 1
+            continue
+        event = message.get("event")
+        message_id = message.get("messageId")
+        rows.append(i)
+        events.append(event)
+        message_ids.append(message_id)
+        customers.append(message.get(top) if top is not None else _dig(message, path))
+        timestamps.append(message.get("timestamp"))
+        if per_event:
+            rule = mapping.rule_for(event if type(event) is str else "")
+        record, lost = build_record(message_id, message.get("properties"), rule, static)
+        records.append(record)
+        dropped.append(lost)
+
+    def original(row: int) -> dict[str, Any]:
+        message = orjson.loads(lines[rows[row]])
+        message.pop("writeKey", None)
+        return message
+
+    line_nos = np.asarray(numbers, dtype=np.int64)[np.asarray(rows, dtype=np.intp)]
+    columns = TrackColumns(chunk.key, line_nos, events, message_ids, customers, timestamps, records, dropped, original)
+    return columns, rejects, skipped
+
+
+def _dig(message: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = message
+    for part in path:
+        if type(value) is not dict:
+            return None
+        value = value.get(part)
+    return value
+
+
+def map_track_columns(columns: TrackColumns, mapping: MappingConfig) -> ChunkResult:
+    """Apply the mapping to track messages: filters, checks, conversions, records."""
+    n = len(columns.event)
+    reasons = np.full(n, None, dtype=object)
+    result = ChunkResult(events=_empty_events())
+
+    event = _non_empty_strings(columns.event)
+    alive = _reject(_present(event), reasons, "missing_event")
+    if mapping.filters_events:
+        events = pd.Series(event, dtype=object)
+        kept = np.ones(n, dtype=bool)
+        if mapping.include_events is not None:
+            kept &= events.isin(mapping.include_events).to_numpy()
+        if mapping.exclude_events:
+            kept &= ~events.isin(mapping.exclude_events).to_numpy()
+        filtered = alive & ~kept
+        result.skipped = int(filtered.sum())
+        alive &= kept
+
+    message_id = _non_empty_strings(columns.message_id)
+    alive &= _reject(alive & _present(message_id), reasons, "missing_message_id", alive)
+
+    customer_id = np.array(
+        [v if type(v) is str and v and not v.isspace() else _customer_id(v) for v in columns.customer], dtype=object
+    )
+    invalid = customer_id == _INVALID
+    reasons[alive & invalid] = "invalid_customer_id"
+    alive &= _reject(alive & ~invalid & _present(customer_id), reasons, "missing_customer_id", alive & ~invalid)
+
+    timestamp = _normalised_timestamps(columns.timestamp)
+    alive &= _reject(alive & _present(timestamp), reasons, "invalid_timestamp", alive)
+
+    rejected_rows = np.flatnonzero(_present(reasons))
+    result.rejects = [
+        {
+            "reason": reasons[row],
+            "source_key": columns.source_key,
+            "line_no": int(columns.line_no[row]),
+            "event": columns.original(int(row)),
+        }
+        for row in rejected_rows
+    ]
+    result.rejected = len(result.rejects)
+    rows = np.flatnonzero(alive)
+    if rows.size:
+        result.events, result.dropped_properties = _events(
+            rows, event, message_id, customer_id, timestamp, columns, mapping
+        )
+    return result
+
+
+def _reject(ok: np.ndarray, reasons: np.ndarray, reason: str, among: np.ndarray | None = None) -> np.ndarray:
+    """Record `reason` for the rows of `among` (default: all) that are not `ok`; return `ok`."""
+    bad = ~ok if among is None else among & ~ok
+    reasons[bad] = reason
+    return ok
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    """Mask of the entries that are not None (object arrays hold None, never NaN, here)."""
+    return np.not_equal(values, None)
+
+
+def _non_empty_strings(values: list[Any]) -> np.ndarray:
+    """Object array of the non-empty strings, None elsewhere."""
+    return np.array([v if type(v) is str and v else None for v in values], dtype=object)
+
+
+def _customer_id(value: Any) -> Any:
+    """The customer id as a string; None when missing or blank; `_INVALID` for non-id types."""
+    kind = type(value)
+    if kind is str:
+        return value if value and not value.isspace() else None
+    if kind is int:
+        return str(value)
+    if kind is float:
+        # A JSON number 123.0 is the id "123", as the sender meant it.
+        return str(int(value)) if value.is_integer() else repr(value)
+    return None if value is None else _INVALID
+
+
+def _normalised_timestamps(values: list[Any]) -> np.ndarray:
+    """`YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC (truncated to ms), None where missing or unparseable."""
+    zoned = np.array(
+        [v if type(v) is str and (v[-1:] == "Z" or _ZONE.search(v)) else None for v in values], dtype=object
+    )
+    parsed = pd.to_datetime(pd.Series(zoned, dtype=object), format="ISO8601", utc=True, errors="coerce")
+    # pandas picks the resolution per call (ns if any value has 9 fraction digits), which moves the
+    # representable range; a fixed range keeps the outcome independent of the chunk's other rows.
+    years = parsed.dt.year
+    valid = (parsed.notna() & years.ge(MIN_YEAR) & years.le(MAX_YEAR)).to_numpy()
+    out = np.full(len(values), None, dtype=object)
+    # Segment normalises `timestamp` already: a valid string of the canonical shape is its own form.
+    canonical = np.array(
+        [v is not None and len(v) == 24 and v[10] == "T" and v[19] == "." and v[23] == "Z" for v in zoned],
+        dtype=bool,
+    )
+    keep = valid & canonical
+    out[keep] = zoned[keep]
+    reformat = valid & ~canonical
+    if reformat.any():
+        millis = parsed[reformat].dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
+        out[reformat] = [text + "Z" for text in np.datetime_as_string(millis, unit="ms").tolist()]
+    return out
+
+
+def _events(
+    rows: np.ndarray,
+    event: np.ndarray,
+    message_id: np.ndarray,
+    customer_id: np.ndarray,
+    timestamp: np.ndarray,
+    columns: TrackColumns,
+    mapping: MappingConfig,
+) -> tuple[pd.DataFrame, int]:
+    event_types = pd.Series(event[rows], dtype=object)
+    if mapping.event_types:
+        event_types = event_types.map(mapping.event_types).fillna(event_types)
+    records = np.empty(len(columns.record), dtype=object)
+    records[:] = columns.record
+    frame = pd.DataFrame(
+        {
+            "message_id": pd.Series(message_id[rows], dtype=object),
+            "customer_id": pd.Series(customer_id[rows], dtype=object),
+            "event_type": event_types,
+            "timestamp": pd.Series(timestamp[rows], dtype=object),
+            "record": pd.Series(records[rows], dtype=object),
+            "line_no": pd.Series(columns.line_no[rows], dtype=np.int64),
+        }
+    )
+    return frame, int(np.asarray(columns.dropped, dtype=np.int64)[rows].sum())
+
+
+def _empty_events() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=np.int64 if name == "line_no" else object) for name in EVENT_COLUMNS})
+
+
+def _raw_reject(reason: str, source_key: str, line_no: int, line: bytes, detail: str) -> dict[str, Any]:
+    preview = line[:RAW_PREVIEW_BYTES].decode("utf-8", errors="replace")
+    return {
+        "reason": reason,
+        "source_key": source_key,
+        "line_no": line_no,
+        "raw": _WRITE_KEY.sub(r'\1"[REDACTED]"', preview)[:RAW_PREVIEW_BYTES],
+        "detail": detail,
+    }
