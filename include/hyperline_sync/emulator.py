@@ -11,7 +11,8 @@ Hyperline behaviour reproduced: Bearer (or Basic, key as user) auth with 401 ``{
 ``POST /v1/events`` (one event, 201); ``POST /v1/events/batch`` (1-5000 events, 201 with
 ``events_created``/``events_failed``, invalid events listed as failed and not stored); upsert on
 ``record.id``; ``GET /v1/events`` (``take`` <= 100, ``skip``, ``record_id`` comma list, ``customer_id``,
-``event_type``); 400 with a message for a malformed body; optional ``X-RateLimit-*`` headers.
+``event_type``); ``DELETE /v1/events`` by record ids; 400 with a message for a malformed body;
+optional ``X-RateLimit-*`` headers.
 
 Faults (see :class:`Faults`) add 429s, 5xx, dropped connections, lost acknowledgements (store then 500),
 latency, a permanent status, refused customers/records, whole-batch 400s and 413s, or a scripted sequence.
@@ -506,8 +507,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, {"message": "Not found"})
 
     def do_DELETE(self) -> None:
-        self._body()
-        self._send(405, {"message": "Method not allowed"})
+        body = self._body()
+        if urlsplit(self.path).path == "/v1/events":
+            return self._api(self._delete, body)
+        return self._send(404, {"message": "Not found"})
 
     def _api(self, route: Any, body: bytes) -> None:
         """Auth, faults, then the route; every API answer passes here."""
@@ -588,6 +591,18 @@ class _Handler(BaseHTTPRequestHandler):
         if failed:
             return 400, {"message": "Customer or record refused"}, None
         return 201, event, None
+
+    def _delete(self, _faults: Faults, body: bytes) -> tuple[int, Any, bytes | None]:
+        request, error = self._parse(body)
+        if error:
+            return error
+        ids = request.get("record_ids") if isinstance(request, dict) else None
+        if not isinstance(ids, list) or request.get("matching") != "record_ids" or len(ids) > MAX_BATCH:
+            return 400, {"message": 'Body must be {"matching": "record_ids", "record_ids": [...]} (<= 5000)'}, None
+        with self.emulator._lock:
+            stored = self.emulator._state.events
+            deleted = sum(1 for i in ids if stored.pop(i, None) is not None)
+        return 200, {"deleted": deleted}, None
 
 
 def main(argv: list[str] | None = None) -> int:

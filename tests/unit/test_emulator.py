@@ -175,6 +175,24 @@ def test_listing_pages_and_filters(emulator: Emulator) -> None:
     assert listing(take=101).status_code == 400
 
 
+def test_delete_by_record_ids(emulator: Emulator) -> None:
+    post(emulator, "/v1/events/batch", [event("a"), event("b"), event("c")])
+    headers = {"Authorization": f"Bearer {KEY}"}
+
+    deleted = requests.delete(
+        emulator.url + "/v1/events",
+        json={"matching": "record_ids", "record_ids": ["a", "c", "zz"]},
+        headers=headers,
+        timeout=10,
+    )
+    refused = requests.delete(emulator.url + "/v1/events", json={"record_ids": ["b"]}, headers=headers, timeout=10)
+    not_an_object = requests.delete(emulator.url + "/v1/events", json=["b"], headers=headers, timeout=10)
+
+    assert (deleted.status_code, deleted.json()) == (200, {"deleted": 2})
+    assert refused.status_code == not_an_object.status_code == 400
+    assert list(emulator.events) == ["b"]
+
+
 def test_scripted_outcomes_apply_one_per_ingest_request(emulator: Emulator) -> None:
     emulator.set_faults(Faults(script=("503", "429", "drop", "store_then_500", "bad_201", "ok"), retry_after=0.05))
     statuses: list[Any] = []
