@@ -44,6 +44,8 @@ CONFIG_ENV = "HYPERLINE_SYNC_CONFIG"
 DEFAULT_CONFIG_PATH = Path(__file__).parent / "config" / "pipelines.yaml"
 DAG_ID_PREFIX = "segment_to_hyperline__"
 DEFAULT_SCHEDULE = "0 * * * *"
+# Only the DAG's first possible interval: catchup is off, so an old date schedules nothing extra.
+DEFAULT_START_DATE = date(2024, 1, 1)
 MAX_BATCH_SIZE = 5000  # Hyperline's maxItems for POST /v1/events/batch
 
 _NAME = re.compile(r"^[a-z0-9_]+$")
@@ -109,6 +111,9 @@ class TuningConfig:
     lookback_days: int = 1
     claim_ttl_minutes: int = 60
     max_requests_per_second: float | None = None
+    retries: int = 3  # Airflow task retries of a partition (exponential backoff from retry_delay_seconds)
+    retry_delay_seconds: int = 60
+    pool: str = "hyperline"  # Airflow pool capping concurrent senders to Hyperline
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ class PipelineConfig:
     name: str
     source: SourceConfig
     hyperline_conn_id: str = "hyperline_default"
-    start_date: date | None = None
+    start_date: date = DEFAULT_START_DATE
     schedule: str | None = DEFAULT_SCHEDULE
     mapping: MappingConfig = field(default_factory=MappingConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
@@ -232,7 +237,7 @@ def _parse_pipeline(raw: Any, path: str) -> PipelineConfig:
         hyperline_conn_id=v.string(
             raw.get("hyperline_conn_id", "hyperline_default"), v.child(path, "hyperline_conn_id"), _CONN_ID
         ),
-        start_date=_parse_date(raw.get("start_date"), v.child(path, "start_date")),
+        start_date=_parse_date(raw.get("start_date"), v.child(path, "start_date")) or DEFAULT_START_DATE,
         schedule=_parse_schedule(raw.get("schedule", DEFAULT_SCHEDULE), v.child(path, "schedule")),
         mapping=parse_mapping(raw.get("mapping"), v.child(path, "mapping")),
         tuning=_parse_tuning(raw.get("tuning"), v.child(path, "tuning")),
@@ -315,6 +320,9 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
             "lookback_days",
             "claim_ttl_minutes",
             "max_requests_per_second",
+            "retries",
+            "retry_delay_seconds",
+            "pool",
         },
     )
 
@@ -332,4 +340,13 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
         lookback_days=get("lookback_days", 0),
         claim_ttl_minutes=get("claim_ttl_minutes", 1),
         max_requests_per_second=None if rate is None else float(rate),
+        retries=get("retries", 0, 20),
+        retry_delay_seconds=get("retry_delay_seconds", 0),
+        pool=_pool_name(raw.get("pool", defaults.pool), v.child(path, "pool")),
     )
+
+
+def _pool_name(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,256}", value):
+        raise ConfigError(path, f"must be an Airflow pool name (letters, digits, _ . -), got {value!r}")
+    return value

@@ -13,6 +13,7 @@ import yaml
 from hyperline_sync.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
+    DEFAULT_START_DATE,
     ConfigError,
     S3ArchiveSourceConfig,
     TuningConfig,
@@ -96,7 +97,7 @@ def test_defaults_of_a_minimal_pipeline(tmp_path: Path, monkeypatch: pytest.Monk
     assert pipeline.source.aws_conn_id is None
     assert pipeline.hyperline_conn_id == "hyperline_default"
     assert pipeline.schedule == "0 * * * *"
-    assert pipeline.start_date is None
+    assert pipeline.start_date == DEFAULT_START_DATE
     assert pipeline.mapping == MappingConfig()
     assert pipeline.tuning == TuningConfig()
     assert config.state.dir == tmp_path / "airflow" / "hyperline_sync"
