@@ -64,6 +64,12 @@ def write_outcome(output_dir: Path, pipeline: str, run_id: str, outcome: Partiti
     return path
 
 
+def outcome_partitions(output_dir: Path, pipeline: str, run_id: str) -> set[str]:
+    """Partitions of the run whose sync task has ended (with success or failure)."""
+    folder = run_dir(output_dir, pipeline, run_id) / "partitions"
+    return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+
 def read_outcomes(output_dir: Path, pipeline: str, run_id: str) -> dict[str, PartitionOutcome]:
     folder = run_dir(output_dir, pipeline, run_id) / "partitions"
     if not folder.is_dir():

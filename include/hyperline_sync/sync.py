@@ -1,0 +1,201 @@
+"""One partition end to end: claim, read, transform, dedup, send, checkpoint, report.
+
+This is the single code path behind the DAG's mapped sync task and the `preview` command. For each
+archive object of the day not yet done (key + ETag) it streams bounded chunks through the
+transform and the messageId dedup, hands the events to the sender, writes every reject to the
+object's dead letters, and records the object as done only once every event of it has Hyperline's
+answer. Ids are committed for dedup at the same moment, so a rerun resumes from whole objects and
+never mistakes an unsent event for a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+from hyperline_sync.archive import (
+    ArchiveObject,
+    ArchiveReadError,
+    ArchiveStore,
+    LineChunk,
+    iter_line_chunks,
+    list_partition,
+)
+from hyperline_sync.config import PipelineConfig
+from hyperline_sync.deadletter import ObjectDeadLetters, dead_letter_path
+from hyperline_sync.dedup import SeenIds
+from hyperline_sync.ledger import DONE, FAILED, Counts, Ledger
+from hyperline_sync.report import PartitionOutcome
+from hyperline_sync.transform import transform_chunk
+
+log = logging.getLogger(__name__)
+
+EVENT_FIELDS = ("customer_id", "event_type", "timestamp", "record")
+
+
+class SendOutcome(Protocol):
+    accepted: int
+    failed: list  # of objects with .event and .reason
+    requests: int
+    retries: int
+
+
+class Sender(Protocol):
+    """What the sync needs of a Hyperline client (HyperlineHook satisfies it)."""
+
+    def send_events(self, events: Iterable[Mapping]) -> SendOutcome: ...
+
+
+EventSink = Callable[[str, list[dict]], None]
+"""Where a dry run puts the events it would send: (partition, events)."""
+
+
+class PartitionFailedError(RuntimeError):
+    """Some objects of the partition could not be synced; the message names them and why."""
+
+
+@dataclass
+class SyncJob:
+    """Everything one partition sync needs; built by the DAG task or the CLI."""
+
+    pipeline: PipelineConfig
+    ledger: Ledger
+    store: ArchiveStore
+    state_dir: Path
+    output_dir: Path
+    run_id: str
+    owner: str
+    sender: Sender | None = None
+    event_sink: EventSink | None = None
+    dry_run: bool = False
+    resend: bool = False
+
+    @property
+    def claim_ttl(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.pipeline.tuning.claim_ttl_minutes)
+
+
+def to_events(frame: pd.DataFrame) -> list[dict]:
+    """Hyperline event dicts from the transform's columns (column-wise, no per-row pandas access)."""
+    columns = [frame[name].tolist() for name in EVENT_FIELDS]
+    return [dict(zip(EVENT_FIELDS, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
+    """Sync one received day.
+
+    Raises PartitionFailedError when objects could not be read (the others are still synced), and
+    lets the sender's errors (Hyperline unreachable, bad credentials) through after recording them.
+    """
+    partition = day.isoformat()
+    started = time.monotonic()
+    objects = list_partition(job.store, job.pipeline.source, day)
+    done = {} if job.resend else job.ledger.done_objects(job.pipeline.name, partition)
+    todo = [o for o in objects if done.get(o.key) != o.etag]
+    outcome = PartitionOutcome(partition, "dry_run" if job.dry_run else DONE, objects_total=len(objects),
+                               objects_skipped=len(objects) - len(todo))
+    log.info("partition %s: %d objects, %d already done, %d to sync%s", partition, len(objects),
+             len(objects) - len(todo), len(todo), " (dry run)" if job.dry_run else "")
+    if not job.dry_run:
+        job.ledger.claim(job.pipeline.name, partition, job.owner, job.claim_ttl, run_id=job.run_id)
+    seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
+                   include_own_partition=not job.resend)
+    errors: list[str] = []
+    try:
+        for obj in todo:
+            try:
+                counts = _ObjectSync(job, obj, seen, outcome).run()
+            except ArchiveReadError as exc:
+                errors.append(f"{obj.key}: {exc}")
+                log.error("partition %s: object %s failed: %s", partition, obj.key, exc)
+                continue
+            outcome.counts.add(counts)
+            outcome.objects_synced += 1
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        outcome.seconds = round(time.monotonic() - started, 3)
+        if errors:
+            outcome.status, outcome.error = FAILED, "; ".join(errors)
+        if not job.dry_run:
+            job.ledger.finish(job.pipeline.name, partition, job.owner, outcome.status, outcome.error)
+            outcome.ledger_totals = job.ledger.partitions(job.pipeline.name, [partition])[partition].counts
+    if errors:
+        raise PartitionFailedError(f"partition {partition} failed: {outcome.error}")
+    return outcome
+
+
+class _ObjectSync:
+    """The sync of one archive object: its chunks, counts, dead letters and delivered ids."""
+
+    def __init__(self, job: SyncJob, obj: ArchiveObject, seen: SeenIds, outcome: PartitionOutcome) -> None:
+        self.job, self.obj, self.seen, self.outcome = job, obj, seen, outcome
+        self.partition = obj.day.isoformat()
+        self.letters = ObjectDeadLetters(
+            dead_letter_path(job.output_dir, job.pipeline.name, self.partition, obj.key),
+            self.partition, obj.key, job.run_id,
+        )
+        self.counts = Counts()
+        self.delivered: list[str] = []
+
+    def run(self) -> Counts:
+        job, obj = self.job, self.obj
+        try:
+            for chunk in iter_line_chunks(job.store, obj, job.pipeline.tuning.chunk_size):
+                self._chunk(chunk)
+                if not job.dry_run:
+                    job.ledger.renew(job.pipeline.name, self.partition, job.owner, job.claim_ttl)
+        except BaseException as exc:
+            self.letters.discard()
+            if isinstance(exc, ArchiveReadError) and not job.dry_run:
+                job.ledger.record_object(job.pipeline.name, self.partition, obj.key, obj.etag, FAILED, self.counts,
+                                         job.run_id, error=str(exc))
+            raise
+        path = self.letters.close()
+        if path is not None:
+            self.outcome.dead_letters.append(str(path))
+        if not job.dry_run:
+            self.seen.commit_object(obj.key, self.delivered)
+            job.ledger.record_object(job.pipeline.name, self.partition, obj.key, obj.etag, DONE, self.counts,
+                                     job.run_id)
+        log.info("object %s: %s", obj.key, self.counts.as_dict())
+        return self.counts
+
+    def _chunk(self, chunk: LineChunk) -> None:
+        job, counts = self.job, self.counts
+        result = transform_chunk(chunk, job.pipeline.mapping)
+        for reject in result.rejects:
+            self.letters.add(reject["reason"], reject.get("line_no"), event=reject.get("event"),
+                             raw=reject.get("raw"))
+        fresh, duplicates = self.seen.filter(result.events)
+        counts.read += result.read
+        counts.skipped += result.skipped
+        counts.rejected += result.rejected
+        counts.duplicates += duplicates
+        if fresh.empty:
+            return
+        events = to_events(fresh)
+        if job.dry_run or job.sender is None:
+            counts.sent += len(events)
+            if job.event_sink is not None:
+                job.event_sink(self.partition, events)
+            return
+        sent = job.sender.send_events(events)
+        self.outcome.requests += sent.requests
+        self.outcome.retries += sent.retries
+        failed_ids = {f.event["record"]["id"] for f in sent.failed}
+        if failed_ids:
+            line_of = dict(zip(fresh["message_id"].tolist(), fresh["line_no"].tolist(), strict=True))
+            for failure in sent.failed:
+                self.letters.add(failure.reason, line_of.get(failure.event["record"]["id"]), event=failure.event)
+        counts.sent += sent.accepted
+        counts.rejected += len(sent.failed)
+        self.delivered.extend(i for i in fresh["message_id"].tolist() if i not in failed_ids)
