@@ -1,0 +1,122 @@
+"""One DAG per pipeline of the config: `segment_to_hyperline__<name>`.
+
+plan (which days) -> sync (mapped, one task per day or group of days, capped by a pool) ->
+summarize (always runs; writes the report and fails the run naming failed partitions).
+The task bodies live in `hyperline_sync.tasks`; this file only wires them to Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from airflow.exceptions import AirflowFailException, AirflowRescheduleException
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
+
+from hyperline_provider.hooks.hyperline import HyperlineAuthError
+from hyperline_sync import tasks
+from hyperline_sync.config import Config, PipelineConfig, load_config
+from hyperline_sync.partitions import PlanError, group_label
+
+DOC = """
+Syncs Segment `track` events of pipeline **{name}** into Hyperline, one received day per partition.
+
+* Scheduled hourly: the days overlapping the data interval plus {lookback} day(s) before; only
+  archive objects not yet done (key + ETag) are read.
+* Backfill: trigger with `start` and `end` (end exclusive), or use Airflow's backfill.
+* Rerun failed partitions: trigger with `partitions` = `["failed"]` (or explicit days).
+* `dry_run` sends nothing and writes the events it would send next to the run report.
+"""
+
+# Days of a run are synced oldest first (see tasks.earlier_days_pending); a day stops waiting for
+# an earlier one after this long, e.g. when that day's worker died on its last try.
+ORDER_WAIT_POLL = dt.timedelta(seconds=10)
+ORDER_WAIT_LIMIT = dt.timedelta(hours=6)
+log = logging.getLogger(__name__)
+
+PARAMS = {
+    "start": Param(None, type=["null", "string"], format="date",
+                   description="First received day of a manual range (YYYY-MM-DD); empty: the run's interval."),
+    "end": Param(None, type=["null", "string"], format="date",
+                 description="Day after the last one of the manual range (end is exclusive)."),
+    "partitions": Param([], type="array", items={"type": "string"},
+                        description='Explicit days to (re)sync, e.g. ["2026-11-01"]; "failed" means every '
+                                    "partition the ledger has as failed. Overrides start/end."),
+    "dry_run": Param(False, type="boolean",
+                     description="Read, transform and dedup, send nothing; write the events that would be sent."),
+    "resend": Param(False, type="boolean",
+                    description="Send again partitions already done (e.g. after a mapping change). Safe: Hyperline "
+                                "upserts on record.id."),
+}
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _data_interval(ctx) -> tuple[dt.datetime, dt.datetime] | None:
+    # Manual runs may have no logical date: the context then lacks the data interval keys.
+    start, end = ctx.get("data_interval_start"), ctx.get("data_interval_end")
+    return (start, end) if start is not None and end is not None and end > start else None
+
+
+def build_dag(config: Config, pipeline: PipelineConfig) -> DAG:
+    tuning = pipeline.tuning
+
+    @dag(
+        dag_id=f"segment_to_hyperline__{pipeline.name}",
+        schedule=CronDataIntervalTimetable(pipeline.schedule, timezone="UTC"),
+        start_date=dt.datetime.combine(pipeline.start_date, dt.time(), tzinfo=dt.UTC),
+        catchup=False,
+        max_active_runs=1,
+        tags=["segment", "hyperline", "billing"],
+        params=PARAMS,
+        doc_md=DOC.format(name=pipeline.name, lookback=tuning.lookback_days),
+        default_args={
+            "owner": "billing",
+            "retries": tuning.retries,
+            "retry_delay": dt.timedelta(seconds=tuning.retry_delay_seconds),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": dt.timedelta(minutes=30),
+        },
+    )
+    def sync_dag() -> None:
+        @task
+        def plan() -> list[list[str]]:
+            ctx = get_current_context()
+            try:
+                return tasks.plan(config, pipeline, dict(ctx["params"]), _data_interval(ctx), ctx["dag_run"].run_after)
+            except PlanError as exc:
+                raise AirflowFailException(str(exc)) from exc
+
+        @task(pool=tuning.pool, map_index_template="{{ partition_label }}")
+        def sync(days: list[str], plan: list[list[str]]) -> list[dict]:
+            ctx = get_current_context()
+            ctx["partition_label"] = group_label(days)
+            waiting = tasks.earlier_days_pending(config, pipeline, ctx["run_id"], days, plan)
+            started = ctx["dag_run"].start_date
+            if waiting and (started is None or _utcnow() - started < ORDER_WAIT_LIMIT):
+                log.info("syncing oldest first: waiting for %s of this run (rescheduled, no slot held)", waiting)
+                raise AirflowRescheduleException(_utcnow() + ORDER_WAIT_POLL)
+            try:
+                return tasks.sync(config, pipeline, days, dict(ctx["params"]), ctx["run_id"])
+            except HyperlineAuthError as exc:  # a retry cannot fix a wrong key: no retry storm
+                raise AirflowFailException(str(exc)) from exc
+
+        @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+        def summarize(groups: list[list[str]]) -> dict:
+            ctx = get_current_context()
+            try:
+                return tasks.summarize(config, pipeline, groups, dict(ctx["params"]), ctx["run_id"])
+            except tasks.RunFailedError as exc:
+                raise AirflowFailException(str(exc)) from exc
+
+        groups = plan()
+        sync.partial(plan=groups).expand(days=groups) >> summarize(groups)
+
+    return sync_dag()
+
+
+_config = load_config()
+for _pipeline in _config.pipelines:
+    globals()[f"segment_to_hyperline__{_pipeline.name}"] = build_dag(_config, _pipeline)

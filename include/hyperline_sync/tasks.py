@@ -1,0 +1,202 @@
+"""The bodies of the DAG's three tasks, kept out of the DAG file so they read (and test) as Python.
+
+`plan` turns the run's params and interval into groups of days, `sync` runs `sync_partition` for
+each day of one group, `summarize` gathers the outcomes into the run report and fails the run when
+any partition failed. Only this module and the DAG file know about Airflow run context.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hyperline_sync.archive import open_store
+from hyperline_sync.config import Config, PipelineConfig
+from hyperline_sync.ledger import DONE, FAILED, Ledger, PartitionBusyError, open_ledger
+from hyperline_sync.partitions import group_days, plan_days
+from hyperline_sync.report import (
+    PartitionOutcome,
+    build_report,
+    outcome_partitions,
+    read_outcomes,
+    render_table,
+    run_dir,
+    write_outcome,
+    write_report,
+)
+from hyperline_sync.sync import PartitionFailedError, Sender, SyncJob, sync_partition
+
+log = logging.getLogger(__name__)
+
+
+class RunFailedError(RuntimeError):
+    """At least one partition of the run did not finish; the message names them."""
+
+
+
+def ledger_for(config: Config) -> Ledger:
+    return open_ledger(config.state.ledger_conn_id, config.state.dir)
+
+
+def plan(
+    config: Config,
+    pipeline: PipelineConfig,
+    params: dict,
+    data_interval: tuple[dt.datetime, dt.datetime] | None,
+    run_after: dt.datetime,
+) -> list[list[str]]:
+    days = plan_days(
+        params=params,
+        data_interval=data_interval,
+        run_after=run_after,
+        lookback_days=pipeline.tuning.lookback_days,
+        failed_partitions=lambda: ledger_for(config).failed_partitions(pipeline.name),
+    )
+    groups = group_days(days)
+    log.info("pipeline %s: %d partitions in %d tasks: %s", pipeline.name, len(days), len(groups),
+             ", ".join(d.isoformat() for d in days[:10]) + (" ..." if len(days) > 10 else ""))
+    return groups
+
+
+def earlier_days_pending(
+    config: Config, pipeline: PipelineConfig, run_id: str, days: list[str], groups: list[list[str]]
+) -> list[str]:
+    """Days of this run before `days`, within the dedup window, whose sync has not ended yet.
+
+    Partitions of one run are synced oldest first: a messageId seen on two days must be sent from
+    the earlier day (the first-received copy wins), and an earlier day committed first means the
+    later copy is recognised as a duplicate instead of being posted and then overwritten.
+    """
+    first = dt.date.fromisoformat(days[0])
+    horizon = (first - dt.timedelta(days=pipeline.tuning.dedup_window_days)).isoformat()
+    ended = outcome_partitions(config.state.output_dir, pipeline.name, run_id)
+    return [d for group in groups for d in group if horizon <= d < days[0] and d not in ended]
+
+
+def make_sender(pipeline: PipelineConfig) -> Sender:
+    from hyperline_provider.hooks.hyperline import HyperlineHook
+
+    return HyperlineHook(
+        hyperline_conn_id=pipeline.hyperline_conn_id,
+        batch_size=pipeline.tuning.batch_size,
+        max_requests_per_second=pipeline.tuning.max_requests_per_second,
+    )
+
+
+def sync(
+    config: Config,
+    pipeline: PipelineConfig,
+    days: list[str],
+    params: dict,
+    run_id: str,
+    sender: Sender | None = None,
+) -> list[dict[str, Any]]:
+    """Sync each day of a group; every day is attempted even if an earlier one failed."""
+    dry_run, resend = bool(params.get("dry_run")), bool(params.get("resend"))
+    output_dir = config.state.output_dir
+    job = SyncJob(
+        pipeline=pipeline,
+        ledger=ledger_for(config),
+        store=open_store(pipeline.source),
+        state_dir=config.state.dir,
+        output_dir=output_dir,
+        run_id=run_id,
+        owner=run_id,  # a retried task of the same run may take its own claim back at once
+        sender=None if dry_run else (sender or make_sender(pipeline)),
+        dry_run=dry_run,
+        resend=resend,
+    )
+    failures: list[str] = []
+    summaries = []
+    for day in days:
+        sink = DryRunSink(run_dir(output_dir, pipeline.name, run_id) / "dry_run" / f"{day}.jsonl.gz")
+        job.event_sink = sink.write if dry_run else None
+        try:
+            outcome = sync_partition(job, dt.date.fromisoformat(day))
+        except PartitionBusyError as exc:
+            outcome = PartitionOutcome(day, "busy", error=str(exc))
+        except PartitionFailedError as exc:
+            outcome = _failed_outcome(job, day, exc)
+        except Exception as exc:
+            write_outcome(output_dir, pipeline.name, run_id, _failed_outcome(job, day, exc))
+            raise  # Hyperline unreachable or bad credentials: the DAG decides about retries
+        finally:
+            sink.close()
+        if dry_run and sink.path.exists():
+            outcome.dry_run_output = str(sink.path)
+        write_outcome(output_dir, pipeline.name, run_id, outcome)
+        if outcome.status not in (DONE, "dry_run"):
+            failures.append(f"{day}: {outcome.error}")
+        summaries.append({"partition": day, "status": outcome.status, **outcome.counts.as_dict()})
+    if failures:
+        raise PartitionFailedError("; ".join(failures))
+    return summaries
+
+
+def _failed_outcome(job: SyncJob, day: str, exc: BaseException) -> PartitionOutcome:
+    state = None if job.dry_run else job.ledger.partitions(job.pipeline.name, [day]).get(day)
+    outcome = PartitionOutcome(day, FAILED, error=f"{type(exc).__name__}: {exc}")
+    if state is not None:
+        outcome.ledger_totals = state.counts
+        outcome.objects_total, outcome.objects_synced = state.objects_total, state.objects_done
+    return outcome
+
+
+def summarize(config: Config, pipeline: PipelineConfig, groups: list[list[str]], params: dict, run_id: str) -> dict:
+    """Write the run report, log the table; raise RunFailedError naming the failed partitions."""
+    outcomes = read_outcomes(config.state.output_dir, pipeline.name, run_id)
+    planned = [day for group in groups for day in group]
+    missing = [day for day in planned if day not in outcomes]
+    ledger_states = ledger_for(config).partitions(pipeline.name, missing) if missing else {}
+    ordered = []
+    for day in planned:
+        outcome = outcomes.get(day)
+        if outcome is None:  # the task died without writing (killed worker) or never ran
+            state = ledger_states.get(day)
+            outcome = PartitionOutcome(day, "unknown", error="no outcome recorded: the sync task did not finish")
+            if state is not None:
+                outcome.error += f" (ledger: {state.status}, last error: {state.last_error})"
+        ordered.append(outcome)
+    report = build_report(pipeline=pipeline.name, run_id=run_id, dry_run=bool(params.get("dry_run")),
+                          params=_public_params(params), outcomes=ordered)
+    path = write_report(config.state.output_dir, report)
+    dead = [p for o in ordered for p in o.dead_letters]
+    log.info("run report for %s, %s\n%s", pipeline.name, run_id, render_table(ordered))
+    log.info("report: %s", path)
+    log.info("dead letters: %s", ", ".join(dead) if dead else "none")
+    if not report["balanced"]:
+        log.warning("counts do not add up (read != sent + rejected + skipped + duplicates): see %s", path)
+    if report["failed_partitions"]:
+        raise RunFailedError(
+            f"{len(report['failed_partitions'])} partition(s) failed: {', '.join(report['failed_partitions'])}; "
+            f"details in {path}. Rerun them with params {{\"partitions\": [\"failed\"]}}."
+        )
+    return {"report": str(path), "status": report["status"], "totals": report["totals"]}
+
+
+def _public_params(params: dict) -> dict:
+    return {k: params.get(k) for k in ("start", "end", "partitions", "dry_run", "resend")}
+
+
+class DryRunSink:
+    """Gzipped JSONL of the events a dry run would send; created on the first event."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: gzip.GzipFile | None = None
+
+    def write(self, partition: str, events: list[dict]) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = gzip.open(self.path, "wb", compresslevel=5)  # noqa: SIM115 (closed in close())
+        self._file.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
