@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
 from hyperline_provider.hooks.hyperline import HyperlineAuthError
 from hyperline_sync import tasks
-from hyperline_sync.config import Config, PipelineConfig, load_config
+from hyperline_sync.config import PipelineConfig, load_config
 from hyperline_sync.partitions import PlanError, group_label
 
 DOC = """
@@ -60,8 +60,9 @@ def _data_interval(ctx) -> tuple[dt.datetime, dt.datetime] | None:
     return (start, end) if start is not None and end is not None and end > start else None
 
 
-def build_dag(config: Config, pipeline: PipelineConfig) -> DAG:
-    tuning = pipeline.tuning
+def build_dag(pipeline: PipelineConfig) -> DAG:
+    """The DAG's shape comes from the config at parse time; the tasks re-read it when they run."""
+    tuning, name = pipeline.tuning, pipeline.name
 
     @dag(
         dag_id=f"segment_to_hyperline__{pipeline.name}",
@@ -85,7 +86,7 @@ def build_dag(config: Config, pipeline: PipelineConfig) -> DAG:
         def plan() -> list[list[str]]:
             ctx = get_current_context()
             try:
-                return tasks.plan(config, pipeline, dict(ctx["params"]), _data_interval(ctx), ctx["dag_run"].run_after)
+                return tasks.plan(name, dict(ctx["params"]), _data_interval(ctx), ctx["dag_run"].run_after)
             except PlanError as exc:
                 raise AirflowFailException(str(exc)) from exc
 
@@ -93,13 +94,13 @@ def build_dag(config: Config, pipeline: PipelineConfig) -> DAG:
         def sync(days: list[str], plan: list[list[str]]) -> list[dict]:
             ctx = get_current_context()
             ctx["partition_label"] = group_label(days)
-            waiting = tasks.earlier_days_pending(config, pipeline, ctx["run_id"], days, plan)
+            waiting = tasks.earlier_days_pending(name, ctx["run_id"], days, plan)
             started = ctx["dag_run"].start_date
             if waiting and (started is None or _utcnow() - started < ORDER_WAIT_LIMIT):
                 log.info("syncing oldest first: waiting for %s of this run (rescheduled, no slot held)", waiting)
                 raise AirflowRescheduleException(_utcnow() + ORDER_WAIT_POLL)
             try:
-                return tasks.sync(config, pipeline, days, dict(ctx["params"]), ctx["run_id"])
+                return tasks.sync(name, days, dict(ctx["params"]), ctx["run_id"])
             except HyperlineAuthError as exc:  # a retry cannot fix a wrong key: no retry storm
                 raise AirflowFailException(str(exc)) from exc
 
@@ -107,7 +108,7 @@ def build_dag(config: Config, pipeline: PipelineConfig) -> DAG:
         def summarize(groups: list[list[str]]) -> dict:
             ctx = get_current_context()
             try:
-                return tasks.summarize(config, pipeline, groups, dict(ctx["params"]), ctx["run_id"])
+                return tasks.summarize(name, groups, dict(ctx["params"]), ctx["run_id"])
             except tasks.RunFailedError as exc:
                 raise AirflowFailException(str(exc)) from exc
 
@@ -117,6 +118,5 @@ def build_dag(config: Config, pipeline: PipelineConfig) -> DAG:
     return sync_dag()
 
 
-_config = load_config()
-for _pipeline in _config.pipelines:
-    globals()[f"segment_to_hyperline__{_pipeline.name}"] = build_dag(_config, _pipeline)
+for _pipeline in load_config().pipelines:
+    globals()[_pipeline.dag_id] = build_dag(_pipeline)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from hyperline_sync.archive import open_store
-from hyperline_sync.config import Config, PipelineConfig
+from hyperline_sync.config import Config, PipelineConfig, load_config
 from hyperline_sync.ledger import DONE, FAILED, Ledger, PartitionBusyError, open_ledger
 from hyperline_sync.partitions import group_days, plan_days
 from hyperline_sync.report import (
@@ -39,17 +39,23 @@ class RunFailedError(RuntimeError):
 
 
 
+def load_pipeline(name: str) -> tuple[Config, PipelineConfig]:
+    """The config as it is now: tasks read it at run time, not from the DAG file's parse."""
+    config = load_config()
+    return config, config.pipeline(name)
+
+
 def ledger_for(config: Config) -> Ledger:
     return open_ledger(config.state.ledger_conn_id, config.state.dir)
 
 
 def plan(
-    config: Config,
-    pipeline: PipelineConfig,
+    pipeline_name: str,
     params: dict,
     data_interval: tuple[dt.datetime, dt.datetime] | None,
     run_after: dt.datetime,
 ) -> list[list[str]]:
+    config, pipeline = load_pipeline(pipeline_name)
     days = plan_days(
         params=params,
         data_interval=data_interval,
@@ -63,15 +69,14 @@ def plan(
     return groups
 
 
-def earlier_days_pending(
-    config: Config, pipeline: PipelineConfig, run_id: str, days: list[str], groups: list[list[str]]
-) -> list[str]:
+def earlier_days_pending(pipeline_name: str, run_id: str, days: list[str], groups: list[list[str]]) -> list[str]:
     """Days of this run before `days`, within the dedup window, whose sync has not ended yet.
 
     Partitions of one run are synced oldest first: a messageId seen on two days must be sent from
     the earlier day (the first-received copy wins), and an earlier day committed first means the
     later copy is recognised as a duplicate instead of being posted and then overwritten.
     """
+    config, pipeline = load_pipeline(pipeline_name)
     first = dt.date.fromisoformat(days[0])
     horizon = (first - dt.timedelta(days=pipeline.tuning.dedup_window_days)).isoformat()
     ended = outcome_partitions(config.state.output_dir, pipeline.name, run_id)
@@ -89,14 +94,14 @@ def make_sender(pipeline: PipelineConfig) -> Sender:
 
 
 def sync(
-    config: Config,
-    pipeline: PipelineConfig,
+    pipeline_name: str,
     days: list[str],
     params: dict,
     run_id: str,
     sender: Sender | None = None,
 ) -> list[dict[str, Any]]:
     """Sync each day of a group; every day is attempted even if an earlier one failed."""
+    config, pipeline = load_pipeline(pipeline_name)
     dry_run, resend = bool(params.get("dry_run")), bool(params.get("resend"))
     output_dir = config.state.output_dir
     job = SyncJob(
@@ -147,8 +152,9 @@ def _failed_outcome(job: SyncJob, day: str, exc: BaseException) -> PartitionOutc
     return outcome
 
 
-def summarize(config: Config, pipeline: PipelineConfig, groups: list[list[str]], params: dict, run_id: str) -> dict:
+def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id: str) -> dict:
     """Write the run report, log the table; raise RunFailedError naming the failed partitions."""
+    config, pipeline = load_pipeline(pipeline_name)
     outcomes = read_outcomes(config.state.output_dir, pipeline.name, run_id)
     planned = [day for group in groups for day in group]
     missing = [day for day in planned if day not in outcomes]

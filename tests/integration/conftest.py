@@ -4,20 +4,15 @@ an Airflow AWS connection to it, the archive uploaded there, and a partition run
 Fixtures (reusable by DAG end-to-end tests):
 - `sample_archive`: SampleManifest of a nasty 3-day archive on disk (session).
 - `sample_source`: S3ArchiveSourceConfig reading it through file:// (session).
-- `moto_server`: endpoint URL of a ThreadedMotoServer on 127.0.0.1 (session).
-- `aws_conn_id`: id of an Airflow AWS connection to `moto_server`, set as AIRFLOW_CONN_<ID> (session).
-- `s3_client`: boto3 S3 client on `moto_server` (session).
+- `moto_server`, `aws_conn_id`, `s3_client`: in tests/conftest.py (shared with the DAG tests).
 - `s3_sample_source`: S3ArchiveSourceConfig of the same archive uploaded to a bucket (session).
 - `run_partition`: runs one day through archive -> transform -> dedup (no HTTP) -> PartitionRun.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,7 +30,6 @@ from hyperline_sync.transform import transform_chunk
 SAMPLE_SOURCE_ID = "itSrc0001"
 SAMPLE_DAYS = [date(2026, 3, 1) + timedelta(days=i) for i in range(3)]
 SAMPLE_EVENTS_PER_DAY = 1500
-MOTO_CONN_ID = "moto_s3"
 SAMPLE_BUCKET = "segment-archive"
 SAMPLE_PREFIX = "acme/prod"
 
@@ -49,58 +43,6 @@ def sample_archive(tmp_path_factory: pytest.TempPathFactory) -> SampleManifest:
 @pytest.fixture(scope="session")
 def sample_source(sample_archive: SampleManifest) -> S3ArchiveSourceConfig:
     return S3ArchiveSourceConfig(url=f"file://{sample_archive.root}", source_id=sample_archive.source_id)
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def aws_conn_id(moto_server: str) -> Iterator[str]:
-    variable = f"AIRFLOW_CONN_{MOTO_CONN_ID.upper()}"
-    previous = os.environ.get(variable)
-    os.environ[variable] = json.dumps(
-        {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {
-                "endpoint_url": moto_server,
-                "region_name": "us-east-1",
-                "config_kwargs": {"s3": {"addressing_style": "path"}},
-            },
-        }
-    )
-    try:
-        yield MOTO_CONN_ID
-    finally:
-        if previous is None:
-            os.environ.pop(variable, None)
-        else:
-            os.environ[variable] = previous
-
-
-@pytest.fixture(scope="session")
-def s3_client(moto_server: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,206 @@
+"""The sync DAG end to end: real DagRuns (dag.test) over an archive on a real S3 API server (moto over
+HTTP), sending to the Hyperline emulator on 127.0.0.1, with the ledger in SQLite.
+
+What is asserted comes from the archive generator's manifest (written independently of the
+transform) and from what the emulator received.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from hyperline_sync.deadletter import read_dead_letters
+from hyperline_sync.emulator import Emulator
+from hyperline_sync.ledger import Ledger
+from hyperline_sync.sample_archive import SampleManifest, day_folder_ms, generate_archive
+from tests.conftest import REPO
+
+DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(3)]
+API_KEY = "test_e2e_secret_key"
+PIPELINE = "e2e"
+DAG_ID = f"segment_to_hyperline__{PIPELINE}"
+RANGE = {"start": DAYS[0].isoformat(), "end": (DAYS[-1] + dt.timedelta(days=1)).isoformat()}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> SampleManifest:
+    return generate_archive(tmp_path_factory.mktemp("archive"), "e2eSrc01", DAYS, 1500, seed=11, objects_per_day=3)
+
+
+@dataclass
+class Harness:
+    manifest: SampleManifest
+    emulator: Emulator
+    state_dir: Path
+    bucket: str
+    s3: Any
+
+    def run(self, conf: dict | None = None, **kwargs):
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(REPO / "dags" / "segment_to_hyperline.py"))
+        assert bag.import_errors == {}
+        return bag.get_dag(DAG_ID).test(run_conf=conf, **kwargs)
+
+    def report(self, dag_run) -> dict:
+        path = self.state_dir / "reports" / PIPELINE / "runs"
+        matches = [p for p in path.glob("*/report.json") if orjson.loads(p.read_bytes())["run_id"] == dag_run.run_id]
+        assert len(matches) == 1, f"no report for {dag_run.run_id}"
+        return orjson.loads(matches[0].read_bytes())
+
+    def ledger(self) -> Ledger:
+        return Ledger.sqlite(self.state_dir / "ledger.db")
+
+    def dead_letters(self) -> list[dict]:
+        return [row for p in sorted((self.state_dir / "reports").rglob("*.jsonl.gz")) if "dead_letters" in str(p)
+                for row in read_dead_letters(p)]
+
+
+@pytest.fixture
+def harness(archive, s3_client, aws_conn_id, tmp_path, monkeypatch) -> Harness:
+    bucket = f"seg-{uuid.uuid4().hex[:10]}"
+    s3_client.create_bucket(Bucket=bucket)
+    for path in sorted(archive.root.rglob("*")):
+        if path.is_file() and path.name != "sample-manifest.json":
+            s3_client.put_object(Bucket=bucket, Key=f"logs/{path.relative_to(archive.root).as_posix()}",
+                                 Body=path.read_bytes())
+    config = {
+        "state": {"dir": str(tmp_path / "state")},
+        "pipelines": [{
+            "name": PIPELINE,
+            "source": {"kind": "s3_archive", "url": f"s3://{bucket}/logs", "source_id": archive.source_id,
+                       "aws_conn_id": aws_conn_id},
+            "hyperline_conn_id": "hyperline_e2e",
+            "tuning": {"retries": 0, "chunk_size": 700, "batch_size": 500},
+        }],
+    }
+    config_path = tmp_path / "pipelines.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("HYPERLINE_SYNC_CONFIG", str(config_path))
+    with Emulator(api_key=API_KEY) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_HYPERLINE_E2E",
+                           json.dumps({"conn_type": "hyperline", "host": emulator.url, "password": API_KEY}))
+        yield Harness(archive, emulator, tmp_path / "state", bucket, s3_client)
+
+
+def assert_delivered_exactly(h: Harness) -> None:
+    expected = h.manifest.expected_events
+    assert set(h.emulator.events) == set(expected)
+    for message_id, event in expected.items():
+        got = h.emulator.events[message_id]
+        assert (got["customer_id"], got["event_type"], got["timestamp"]) == (
+            event.customer_id, event.event_type, event.timestamp), message_id
+        assert got["record"] == event.record
+
+
+def test_run_delivers_every_event_once_then_reruns_resend_and_dry_run(harness):
+    h = harness
+    first = h.run(RANGE)
+    assert first.state == "success"
+    assert_delivered_exactly(h)
+    assert max(h.emulator.post_counts.values()) == 1
+
+    report = h.report(first)
+    totals = h.manifest.totals
+    assert report["balanced"] is True
+    assert report["totals"]["read"] == h.manifest.lines_total
+    assert report["totals"]["sent"] == len(h.manifest.expected_events)
+    assert report["totals"]["duplicates"] == totals.duplicates
+    assert report["totals"]["skipped"] == totals.skipped
+    assert report["totals"]["rejected"] == totals.rejected_total
+    assert [p["partition"] for p in report["partitions"]] == [d.isoformat() for d in DAYS]
+
+    letters = h.dead_letters()
+    assert len(letters) == report["totals"]["rejected"]
+    assert all(row["reason"] and row["source_key"] and row["line_no"] for row in letters)
+    assert h.manifest.write_key not in json.dumps(letters)
+
+    # A second run over the same range finds every object done and sends nothing.
+    requests_before = h.emulator.requests
+    second = h.run(RANGE)
+    assert second.state == "success"
+    assert h.emulator.requests == requests_before
+    assert h.report(second)["totals"]["read"] == 0
+
+    # resend: every event again, upserted on record.id, so Hyperline still holds one copy each.
+    third = h.run({**RANGE, "resend": True})
+    assert third.state == "success"
+    assert set(h.emulator.post_counts.values()) == {2}
+    assert_delivered_exactly(h)
+
+    # dry run: nothing sent, the would-be events are written next to the report.
+    requests_before = h.emulator.requests
+    dry = h.run({**RANGE, "dry_run": True, "resend": True})
+    assert dry.state == "success"
+    assert h.emulator.requests == requests_before
+    dry_report = h.report(dry)
+    outputs = [p["dry_run_output"] for p in dry_report["partitions"]]
+    written = [json.loads(line) for path in outputs for line in gzip.decompress(Path(path).read_bytes()).splitlines()]
+    assert {e["record"]["id"] for e in written} == set(h.manifest.expected_events)
+
+
+def test_scheduled_run_syncs_its_interval_and_the_day_before(harness):
+    h = harness
+    run = h.run(logical_date=dt.datetime.combine(DAYS[2], dt.time(10), tzinfo=dt.UTC))
+    assert run.state == "success"
+    assert run.data_interval_end - run.data_interval_start == dt.timedelta(hours=1)
+    synced = [p["partition"] for p in h.report(run)["partitions"]]
+    assert synced == [DAYS[1].isoformat(), DAYS[2].isoformat()]
+    expected = {i for i, e in h.manifest.expected_events.items() if e.day in DAYS[1:]}
+    first_day_only = {i for i, e in h.manifest.expected_events.items() if e.day == DAYS[0]}
+    assert expected <= set(h.emulator.events)
+    # Only repeats of DAYS[0] messages may come from outside the interval's days, never DAYS[0] itself.
+    assert len(set(h.emulator.events) & first_day_only) <= h.manifest.totals.duplicates
+    assert max(h.emulator.post_counts.values()) == 1
+
+
+def test_a_failed_partition_is_named_and_a_rerun_of_failed_partitions_completes(harness):
+    h = harness
+    broken_key = f"logs/segment-logs/{h.manifest.source_id}/{day_folder_ms(DAYS[1])}/zz-broken.gz"
+    h.s3.put_object(Bucket=h.bucket, Key=broken_key, Body=b"\x1f\x8b\x08\x00" + b"not really gzip" * 100)
+
+    failed = h.run(RANGE)
+    assert failed.state == "failed"
+    report = h.report(failed)
+    assert report["failed_partitions"] == [DAYS[1].isoformat()]
+    bad = next(p for p in report["partitions"] if p["partition"] == DAYS[1].isoformat())
+    assert "zz-broken.gz" in bad["error"]
+    state = h.ledger().partitions(PIPELINE)[DAYS[1].isoformat()]
+    assert state.status == "failed" and "zz-broken.gz" in state.last_error
+    # The other objects of the failed day and the other days were still delivered.
+    assert set(h.emulator.events) == set(h.manifest.expected_events)
+
+    h.s3.delete_object(Bucket=h.bucket, Key=broken_key)  # the operator fixes the cause
+    requests_before = h.emulator.requests
+    rerun = h.run({"partitions": ["failed"]})
+    assert rerun.state == "success"
+    assert [p["partition"] for p in h.report(rerun)["partitions"]] == [DAYS[1].isoformat()]
+    assert h.emulator.requests == requests_before  # the day's good objects were already done
+    assert max(h.emulator.post_counts.values()) == 1
+    assert_delivered_exactly(h)
+    assert h.ledger().failed_partitions(PIPELINE) == []
+
+
+def test_a_wrong_api_key_fails_fast_without_retries_or_leaking_the_key(harness, monkeypatch, caplog):
+    h = harness
+    monkeypatch.setenv("AIRFLOW_CONN_HYPERLINE_E2E", json.dumps(
+        {"conn_type": "hyperline", "host": h.emulator.url, "password": "test_wrong_key_123"}))
+    run = h.run({"start": DAYS[0].isoformat(), "end": DAYS[1].isoformat()})
+    assert run.state == "failed"
+    assert h.emulator.requests == 1
+    assert h.emulator.events == {}
+    report = h.report(run)
+    assert "hyperline_e2e" in report["partitions"][0]["error"]
+    assert "test_wrong_key_123" not in json.dumps(report) and "test_wrong_key_123" not in caplog.text
