@@ -13,7 +13,7 @@ import logging
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
-from hyperline_provider.hooks.hyperline import HyperlineAuthError
+from hyperline_provider.hooks.hyperline import HyperlineAuthError, HyperlineRequestError
 from hyperline_sync import tasks
 from hyperline_sync.config import PipelineConfig, load_config
 from hyperline_sync.partitions import PlanError, group_label
@@ -101,7 +101,7 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
                 raise AirflowRescheduleException(_utcnow() + ORDER_WAIT_POLL)
             try:
                 return tasks.sync(name, days, dict(ctx["params"]), ctx["run_id"])
-            except HyperlineAuthError as exc:  # a retry cannot fix a wrong key: no retry storm
+            except (HyperlineAuthError, HyperlineRequestError) as exc:  # a retry cannot fix a key or host
                 raise AirflowFailException(str(exc)) from exc
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)

@@ -191,11 +191,17 @@ class _ObjectSync:
         sent = job.sender.send_events(events)
         self.outcome.requests += sent.requests
         self.outcome.retries += sent.retries
-        failed_ids = {f.event["record"]["id"] for f in sent.failed}
+        failed_ids = {_record_id(f.event) for f in sent.failed}
         if failed_ids:
             line_of = dict(zip(fresh["message_id"].tolist(), fresh["line_no"].tolist(), strict=True))
             for failure in sent.failed:
-                self.letters.add(failure.reason, line_of.get(failure.event["record"]["id"]), event=failure.event)
+                self.letters.add(failure.reason, line_of.get(_record_id(failure.event)), event=failure.event)
         counts.sent += sent.accepted
         counts.rejected += len(sent.failed)
         self.delivered.extend(i for i in fresh["message_id"].tolist() if i not in failed_ids)
+
+
+def _record_id(event: Mapping) -> object:
+    """The event's record.id, or None when the event is too broken to have one."""
+    record = event.get("record")
+    return record.get("id") if isinstance(record, Mapping) else None
