@@ -28,6 +28,8 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperline_sync.errors import UnitReadError
+
 if TYPE_CHECKING:
     from hyperline_sync.config import SourceConfig
 
@@ -56,7 +58,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _DAY_FOLDER = re.compile(r"^\d{13}$")
 
 
-class ArchiveReadError(Exception):
+class ArchiveReadError(UnitReadError):
     """An object or listing could not be read. `key` is the object key (or listed prefix)."""
 
     def __init__(self, key: str, reason: str) -> None:

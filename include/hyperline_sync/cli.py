@@ -18,11 +18,11 @@ from typing import IO
 
 import orjson
 
-from hyperline_sync.archive import open_store
 from hyperline_sync.config import ConfigError, load_config
 from hyperline_sync.ledger import Ledger
 from hyperline_sync.partitions import PlanError, day_range, parse_day
 from hyperline_sync.report import PartitionOutcome, render_table
+from hyperline_sync.sources import open_source
 from hyperline_sync.sync import PartitionFailedError, SyncJob, sync_partition
 
 
@@ -61,7 +61,7 @@ def preview(
         job = SyncJob(
             pipeline=pipeline,
             ledger=Ledger.sqlite(Path(tmp) / "ledger.db"),
-            store=open_store(pipeline.source),
+            source=open_source(pipeline),
             state_dir=Path(tmp) / "state",
             output_dir=Path(tmp) / "reports",
             run_id="preview",

@@ -1,10 +1,10 @@
 """One partition end to end: claim, read, transform, dedup, send, checkpoint, report.
 
 This is the single code path behind the DAG's mapped sync task and the `preview` command. For each
-archive object of the day not yet done (key + ETag) it streams bounded chunks through the
-transform and the messageId dedup, hands the events to the sender, writes every reject to the
-object's dead letters, and records the object as done only once every event of it has Hyperline's
-answer. Ids are committed for dedup at the same moment, so a rerun resumes from whole objects and
+unit of the day not yet done (an archive object: key + ETag; see `sources`) it streams bounded,
+transformed chunks through the messageId dedup, hands the events to the sender, writes every reject
+to the unit's dead letters, and records the unit as done only once every event of it has
+Hyperline's answer. Ids are committed for dedup at the same moment, so a rerun resumes from whole objects and
 never mistakes an unsent event for a duplicate.
 """
 
@@ -20,20 +20,14 @@ from typing import Protocol
 
 import pandas as pd
 
-from hyperline_sync.archive import (
-    ArchiveObject,
-    ArchiveReadError,
-    ArchiveStore,
-    LineChunk,
-    iter_line_chunks,
-    list_partition,
-)
 from hyperline_sync.config import PipelineConfig
 from hyperline_sync.deadletter import ObjectDeadLetters, dead_letter_path
 from hyperline_sync.dedup import SeenIds
+from hyperline_sync.errors import UnitReadError
 from hyperline_sync.ledger import DONE, FAILED, Counts, Ledger
 from hyperline_sync.report import PartitionOutcome
-from hyperline_sync.transform import transform_chunk
+from hyperline_sync.sources import PartitionSource, Unit
+from hyperline_sync.transform import ChunkResult
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +61,7 @@ class SyncJob:
 
     pipeline: PipelineConfig
     ledger: Ledger
-    store: ArchiveStore
+    source: PartitionSource
     state_dir: Path
     output_dir: Path
     run_id: str
@@ -96,7 +90,7 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
     """
     partition = day.isoformat()
     started = time.monotonic()
-    objects = list_partition(job.store, job.pipeline.source, day)
+    objects = job.source.list_units(day)
     done = {} if job.resend else job.ledger.done_objects(job.pipeline.name, partition)
     todo = [o for o in objects if done.get(o.key) != o.etag]
     outcome = PartitionOutcome(partition, "dry_run" if job.dry_run else DONE, objects_total=len(objects),
@@ -112,7 +106,7 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
         for obj in todo:
             try:
                 counts = _ObjectSync(job, obj, seen, outcome).run()
-            except ArchiveReadError as exc:
+            except UnitReadError as exc:
                 errors.append(f"{obj.key}: {exc}")
                 log.error("partition %s: object %s failed: %s", partition, obj.key, exc)
                 continue
@@ -134,9 +128,9 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
 
 
 class _ObjectSync:
-    """The sync of one archive object: its chunks, counts, dead letters and delivered ids."""
+    """The sync of one unit (an archive object): its chunks, counts, dead letters and delivered ids."""
 
-    def __init__(self, job: SyncJob, obj: ArchiveObject, seen: SeenIds, outcome: PartitionOutcome) -> None:
+    def __init__(self, job: SyncJob, obj: Unit, seen: SeenIds, outcome: PartitionOutcome) -> None:
         self.job, self.obj, self.seen, self.outcome = job, obj, seen, outcome
         self.partition = obj.day.isoformat()
         self.letters = ObjectDeadLetters(
@@ -149,13 +143,13 @@ class _ObjectSync:
     def run(self) -> Counts:
         job, obj = self.job, self.obj
         try:
-            for chunk in iter_line_chunks(job.store, obj, job.pipeline.tuning.chunk_size):
-                self._chunk(chunk)
+            for result in job.source.chunks(obj, job.pipeline.tuning.chunk_size):
+                self._chunk(result)
                 if not job.dry_run:
                     job.ledger.renew(job.pipeline.name, self.partition, job.owner, job.claim_ttl)
         except BaseException as exc:
             self.letters.discard()
-            if isinstance(exc, ArchiveReadError) and not job.dry_run:
+            if isinstance(exc, UnitReadError) and not job.dry_run:
                 job.ledger.record_object(job.pipeline.name, self.partition, obj.key, obj.etag, FAILED, self.counts,
                                          job.run_id, error=str(exc))
             raise
@@ -169,9 +163,8 @@ class _ObjectSync:
         log.info("object %s: %s", obj.key, self.counts.as_dict())
         return self.counts
 
-    def _chunk(self, chunk: LineChunk) -> None:
+    def _chunk(self, result: ChunkResult) -> None:
         job, counts = self.job, self.counts
-        result = transform_chunk(chunk, job.pipeline.mapping)
         for reject in result.rejects:
             self.letters.add(reject["reason"], reject.get("line_no"), event=reject.get("event"),
                              raw=reject.get("raw"))

@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from hyperline_sync.archive import open_store
 from hyperline_sync.config import Config, PipelineConfig, load_config
 from hyperline_sync.ledger import DONE, FAILED, Ledger, PartitionBusyError, open_ledger
 from hyperline_sync.partitions import group_days, plan_days
@@ -29,6 +28,7 @@ from hyperline_sync.report import (
     write_outcome,
     write_report,
 )
+from hyperline_sync.sources import open_source
 from hyperline_sync.sync import PartitionFailedError, Sender, SyncJob, sync_partition
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def sync(
     job = SyncJob(
         pipeline=pipeline,
         ledger=ledger_for(config),
-        store=open_store(pipeline.source),
+        source=open_source(pipeline),
         state_dir=config.state.dir,
         output_dir=output_dir,
         run_id=run_id,
