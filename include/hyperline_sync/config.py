@@ -114,6 +114,8 @@ class TuningConfig:
     retries: int = 3  # Airflow task retries of a partition (exponential backoff from retry_delay_seconds)
     retry_delay_seconds: int = 60
     pool: str = "hyperline"  # Airflow pool capping concurrent senders to Hyperline
+    breaker_failures: int = 3  # batches failing in a row (after the hook's retries) that open the breaker
+    breaker_cooldown_minutes: int = 15
 
 
 @dataclass(frozen=True)
@@ -323,6 +325,8 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
             "retries",
             "retry_delay_seconds",
             "pool",
+            "breaker_failures",
+            "breaker_cooldown_minutes",
         },
     )
 
@@ -343,6 +347,8 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
         retries=get("retries", 0, 20),
         retry_delay_seconds=get("retry_delay_seconds", 0),
         pool=_pool_name(raw.get("pool", defaults.pool), v.child(path, "pool")),
+        breaker_failures=get("breaker_failures", 1),
+        breaker_cooldown_minutes=get("breaker_cooldown_minutes", 0),
     )
 
 

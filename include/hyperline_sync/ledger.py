@@ -69,6 +69,16 @@ objects_table = sa.Table(
 )
 
 
+breaker_table = sa.Table(
+    "hyperline_sync_breaker",
+    _metadata,
+    sa.Column("pipeline", sa.String(200), primary_key=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("open_until", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+)
+
+
 class LedgerError(RuntimeError):
     """The ledger database cannot be reached or has an unexpected schema."""
 
@@ -300,6 +310,21 @@ class Ledger:
                 .order_by(o.key)
             )
             return [dict(row._mapping) for row in rows]
+
+    # -- circuit breaker (shared by every task of a pipeline) ---------------------------------------
+    def breaker(self, pipeline: str) -> tuple[int, dt.datetime | None, str | None]:
+        """(consecutive failed sends, open until, last error) of the pipeline's breaker."""
+        b = breaker_table.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(breaker_table).where(b.pipeline == pipeline)).first()
+        return (0, None, None) if row is None else (row.consecutive_failures, _aware(row.open_until), row.last_error)
+
+    def set_breaker(self, pipeline: str, failures: int, open_until: dt.datetime | None, error: str | None) -> None:
+        b = breaker_table.c
+        values = dict(consecutive_failures=failures, open_until=open_until, last_error=error)
+        with self.engine.begin() as conn:
+            if not conn.execute(breaker_table.update().where(b.pipeline == pipeline).values(**values)).rowcount:
+                conn.execute(breaker_table.insert().values(pipeline=pipeline, **values))
 
     # -- reads for planning and reports --------------------------------------------------------
     def partitions(self, pipeline: str, partitions: Iterable[str] | None = None) -> dict[str, PartitionState]:

@@ -20,6 +20,8 @@ from typing import Protocol
 
 import pandas as pd
 
+from hyperline_provider.results import HyperlineUnavailableError
+from hyperline_sync.breaker import CircuitBreaker
 from hyperline_sync.config import PipelineConfig
 from hyperline_sync.deadletter import ObjectDeadLetters, dead_letter_path
 from hyperline_sync.dedup import SeenIds
@@ -70,6 +72,7 @@ class SyncJob:
     event_sink: EventSink | None = None
     dry_run: bool = False
     resend: bool = False
+    breaker: CircuitBreaker | None = None
 
     @property
     def claim_ttl(self) -> dt.timedelta:
@@ -181,7 +184,7 @@ class _ObjectSync:
             if job.event_sink is not None:
                 job.event_sink(self.partition, events)
             return
-        sent = job.sender.send_events(events)
+        sent = self._send(events)
         self.outcome.requests += sent.requests
         self.outcome.retries += sent.retries
         failed_ids = {_record_id(f.event) for f in sent.failed}
@@ -192,6 +195,19 @@ class _ObjectSync:
         counts.sent += sent.accepted
         counts.rejected += len(sent.failed)
         self.delivered.extend(i for i in fresh["message_id"].tolist() if i not in failed_ids)
+
+    def _send(self, events: list[dict]) -> SendOutcome:
+        breaker = self.job.breaker
+        if breaker is None:
+            return self.job.sender.send_events(events)
+        breaker.check()
+        try:
+            sent = self.job.sender.send_events(events)
+        except HyperlineUnavailableError as exc:
+            breaker.failure(exc)
+            raise
+        breaker.success()
+        return sent
 
 
 def _record_id(event: Mapping) -> object:

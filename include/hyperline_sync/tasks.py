@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from hyperline_sync.breaker import CircuitBreaker
 from hyperline_sync.config import Config, PipelineConfig, load_config
 from hyperline_sync.ledger import DONE, FAILED, Ledger, PartitionBusyError, open_ledger
 from hyperline_sync.partitions import group_days, plan_days
@@ -104,9 +105,12 @@ def sync(
     config, pipeline = load_pipeline(pipeline_name)
     dry_run, resend = bool(params.get("dry_run")), bool(params.get("resend"))
     output_dir = config.state.output_dir
+    ledger = ledger_for(config)
+    breaker = CircuitBreaker(ledger, pipeline.name, pipeline.tuning.breaker_failures,
+                             dt.timedelta(minutes=pipeline.tuning.breaker_cooldown_minutes))
     job = SyncJob(
         pipeline=pipeline,
-        ledger=ledger_for(config),
+        ledger=ledger,
         source=open_source(pipeline),
         state_dir=config.state.dir,
         output_dir=output_dir,
@@ -115,6 +119,7 @@ def sync(
         sender=None if dry_run else (sender or make_sender(pipeline)),
         dry_run=dry_run,
         resend=resend,
+        breaker=breaker,
     )
     failures: list[str] = []
     summaries = []
