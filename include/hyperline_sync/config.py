@@ -116,6 +116,10 @@ class TuningConfig:
     pool: str = "hyperline"  # Airflow pool capping concurrent senders to Hyperline
     breaker_failures: int = 3  # batches failing in a row (after the hook's retries) that open the breaker
     breaker_cooldown_minutes: int = 15
+    # The hook's retries of one request (429/5xx/dropped connections) before the batch counts as failed.
+    send_max_attempts: int = 8
+    send_backoff_seconds: float = 1.0  # first backoff delay; doubles per attempt, with jitter
+    send_max_retry_seconds: float = 300.0  # time budget of one request, waits included
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,9 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
             "pool",
             "breaker_failures",
             "breaker_cooldown_minutes",
+            "send_max_attempts",
+            "send_backoff_seconds",
+            "send_max_retry_seconds",
         },
     )
 
@@ -337,6 +344,13 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
     rate_path = v.child(path, "max_requests_per_second")
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0):
         raise ConfigError(rate_path, f"must be a positive number or null, got {rate!r}")
+
+    def seconds(key: str) -> float:
+        value = raw.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(v.child(path, key), f"must be a number of seconds >= 0, got {value!r}")
+        return float(value)
+
     return TuningConfig(
         chunk_size=get("chunk_size", 1),
         batch_size=get("batch_size", 1, MAX_BATCH_SIZE),
@@ -349,6 +363,9 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
         pool=_pool_name(raw.get("pool", defaults.pool), v.child(path, "pool")),
         breaker_failures=get("breaker_failures", 1),
         breaker_cooldown_minutes=get("breaker_cooldown_minutes", 0),
+        send_max_attempts=get("send_max_attempts", 1, 100),
+        send_backoff_seconds=seconds("send_backoff_seconds"),
+        send_max_retry_seconds=seconds("send_max_retry_seconds"),
     )
 
 

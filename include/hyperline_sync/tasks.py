@@ -91,6 +91,9 @@ def make_sender(pipeline: PipelineConfig) -> Sender:
         hyperline_conn_id=pipeline.hyperline_conn_id,
         batch_size=pipeline.tuning.batch_size,
         max_requests_per_second=pipeline.tuning.max_requests_per_second,
+        max_attempts=pipeline.tuning.send_max_attempts,
+        backoff_base=pipeline.tuning.send_backoff_seconds,
+        max_retry_seconds=pipeline.tuning.send_max_retry_seconds,
     )
 
 
