@@ -9,6 +9,7 @@ Relative paths in `state` are resolved against the config file's folder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable
@@ -35,6 +36,7 @@ __all__ = [
     "SourceConfig",
     "StateConfig",
     "TuningConfig",
+    "WarehouseSourceConfig",
     "expand_env",
     "load_config",
     "parse_config",
@@ -52,6 +54,14 @@ _NAME = re.compile(r"^[a-z0-9_]+$")
 _CONN_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _SOURCE_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+# Segment's warehouse schema and table names (go-snakecase output: ASCII lowercase, digits, `_`).
+# Always quoted as identifiers in SQL; this rule also keeps anything that could escape the quotes out.
+_SQL_NAME = re.compile(r"^[a-z0-9_]{1,127}$")
+# Segment's own tables of a source schema: not event tables (`tracks` is used when `events` is omitted).
+WAREHOUSE_RESERVED_TABLES = frozenset(
+    {"tracks", "identifies", "users", "pages", "screens", "groups", "accounts", "aliases"}
+)
+WAREHOUSE_DEFAULT_LOOKBACK_DAYS = 3  # Segment warehouses load late: 24-48 h freshness, catch-up loads
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CRON_PRESETS = frozenset({"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"})
 
@@ -99,8 +109,28 @@ class S3ArchiveSourceConfig:
         return Path(urlsplit(self.url).path)
 
 
-# A union once `warehouse` lands; `_SOURCE_KINDS` dispatches on `kind`.
-SourceConfig = S3ArchiveSourceConfig
+@dataclass(frozen=True)
+class WarehouseSourceConfig:
+    """A Segment warehouse schema read through any common-sql Airflow connection (Postgres tested).
+
+    `events` names the event tables to sync (one per Segment event, e.g. `api_call`); empty means
+    every track through the `tracks` table (common columns only, so records hold no properties).
+    `lookback_days` is the pipeline's effective `tuning.lookback_days` (set from either key).
+    """
+
+    conn_id: str
+    schema: str
+    events: tuple[str, ...] = ()
+    lookback_days: int = WAREHOUSE_DEFAULT_LOOKBACK_DAYS
+    kind: Literal["warehouse"] = field(default="warehouse", init=False)
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return self.events or ("tracks",)
+
+
+# `_SOURCE_KINDS` dispatches on `kind`.
+SourceConfig = S3ArchiveSourceConfig | WarehouseSourceConfig
 
 
 @dataclass(frozen=True)
@@ -237,17 +267,37 @@ def _parse_pipeline(raw: Any, path: str) -> PipelineConfig:
         {"name", "source", "hyperline_conn_id", "start_date", "schedule", "mapping", "tuning"},
         required={"name", "source"},
     )
+    source = _parse_source(raw["source"], v.child(path, "source"))
+    tuning = _parse_tuning(raw.get("tuning"), v.child(path, "tuning"))
+    if isinstance(source, WarehouseSourceConfig):
+        source, tuning = _warehouse_lookback(source, tuning, raw, path)
     return PipelineConfig(
         name=v.string(raw["name"], v.child(path, "name"), _NAME, "lowercase letters, digits and _"),
-        source=_parse_source(raw["source"], v.child(path, "source")),
+        source=source,
         hyperline_conn_id=v.string(
             raw.get("hyperline_conn_id", "hyperline_default"), v.child(path, "hyperline_conn_id"), _CONN_ID
         ),
         start_date=_parse_date(raw.get("start_date"), v.child(path, "start_date")) or DEFAULT_START_DATE,
         schedule=_parse_schedule(raw.get("schedule", DEFAULT_SCHEDULE), v.child(path, "schedule")),
         mapping=parse_mapping(raw.get("mapping"), v.child(path, "mapping")),
-        tuning=_parse_tuning(raw.get("tuning"), v.child(path, "tuning")),
+        tuning=tuning,
     )
+
+
+def _warehouse_lookback(
+    source: WarehouseSourceConfig, tuning: TuningConfig, raw: dict[str, Any], path: str
+) -> tuple[WarehouseSourceConfig, TuningConfig]:
+    """`source.lookback_days` and `tuning.lookback_days` are one setting (the planner reads the
+    tuning one); either may be given, both only if equal; neither means 3 days for a warehouse."""
+    in_source = raw["source"].get("lookback_days")
+    in_tuning = raw["tuning"].get("lookback_days") if isinstance(raw.get("tuning"), dict) else None
+    if in_source is not None and in_tuning is not None and source.lookback_days != tuning.lookback_days:
+        raise ConfigError(
+            v.child(v.child(path, "source"), "lookback_days"),
+            f"{source.lookback_days} conflicts with tuning.lookback_days ({tuning.lookback_days}); set one of them",
+        )
+    days = source.lookback_days if in_source is not None or in_tuning is None else tuning.lookback_days
+    return dataclasses.replace(source, lookback_days=days), dataclasses.replace(tuning, lookback_days=days)
 
 
 def _parse_source(raw: Any, path: str) -> SourceConfig:
@@ -285,8 +335,44 @@ def _parse_s3_archive(raw: dict[str, Any], path: str) -> S3ArchiveSourceConfig:
     )
 
 
+def _parse_warehouse(raw: dict[str, Any], path: str) -> WarehouseSourceConfig:
+    v.mapping(raw, path, {"kind", "conn_id", "schema", "events", "lookback_days"}, required={"conn_id", "schema"})
+    return WarehouseSourceConfig(
+        conn_id=v.string(raw["conn_id"], v.child(path, "conn_id"), _CONN_ID),
+        schema=_sql_name(raw["schema"], v.child(path, "schema"), "a Segment source schema"),
+        events=_warehouse_events(raw.get("events"), v.child(path, "events")),
+        lookback_days=v.integer(raw.get("lookback_days", WAREHOUSE_DEFAULT_LOOKBACK_DAYS),
+                                v.child(path, "lookback_days"), 0, 366),
+    )
+
+
+def _sql_name(raw: Any, path: str, what: str) -> str:
+    value = v.string(raw, path)
+    if not _SQL_NAME.match(value):
+        raise ConfigError(path, f"must be {what}: lowercase letters, digits and _ only (at most 127), got {value!r}")
+    return value
+
+
+def _warehouse_events(raw: Any, path: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(path, "must be a non-empty list of event table names, or omitted (every event via tracks)")
+    tables: list[str] = []
+    for i, item in enumerate(raw):
+        item_path = v.child(path, i)
+        table = _sql_name(item, item_path, "an event table name such as api_call (Segment snake_cases event names)")
+        if table in WAREHOUSE_RESERVED_TABLES:
+            raise ConfigError(item_path, f"{table!r} is Segment's own table, not an event table (omit events: tracks)")
+        if table in tables:
+            raise ConfigError(item_path, f"duplicate event table {table!r}")
+        tables.append(table)
+    return tuple(tables)
+
+
 _SOURCE_KINDS: dict[str, Callable[[dict[str, Any], str], SourceConfig]] = {
     "s3_archive": _parse_s3_archive,
+    "warehouse": _parse_warehouse,
 }
 
 

@@ -188,7 +188,7 @@ def test_malformed_reference_is_an_error() -> None:
             {"source": {"kind": "s3_archive", "url": "s3://bucket", "source_id": "a/b"}},
             "pipelines[0].source.source_id: must match",
         ),
-        ({"source": {"kind": "warehouse"}}, "pipelines[0].source.kind: must be one of: s3_archive"),
+        ({"source": {"kind": "bigquery"}}, "pipelines[0].source.kind: must be one of: s3_archive, warehouse"),
         ({"source": {"kind": "s3_archive", "source_id": "a"}}, "pipelines[0].source.url: is required"),
         ({"source": "s3://bucket"}, "pipelines[0].source: must be a mapping"),
         ({"name": "Acme-1"}, "pipelines[0].name: must match"),
