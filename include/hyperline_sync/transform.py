@@ -6,12 +6,13 @@ this order: `line_too_long`, `malformed_json` (invalid JSON or UTF-8, or not an 
 `missing_customer_id` / `invalid_customer_id`, `invalid_timestamp` (unparseable, without a zone,
 or outside years MIN_YEAR..MAX_YEAR).
 
-Two stages. `transform_chunk` parses each line with orjson, keeps `type == "track"` and pulls out
-the fields the mapping needs, letting go of the rest of the message at once (retaining 50k whole
-messages costs more than parsing them). `map_track_columns` then works on columns: type checks,
-event filters and renames, customer-id conversion, timestamp parsing with `pandas.to_datetime`, and
-masks, with a per-row step only where the data are Python objects (field sanitising, building each
-`record`). A warehouse reader can fill `TrackColumns` from its result set and reuse that stage.
+Two stages. `transform_chunk` parses each line with orjson, keeps `type == "track"`, and while the
+message is still in cache pulls out the fields the mapping needs (type-checked: wrong types become
+None), builds its `record`, and lets the rest go (retaining 50k whole messages, or revisiting their
+scattered values in later passes, costs more than parsing them). `map_track_columns` then works on
+columns: missing-field masks, event filters and renames (`isin`/`map`), timestamp parsing with
+`pandas.to_datetime` and the reject reasons. A warehouse reader can fill `TrackColumns` from its
+result set and reuse that stage.
 
 `writeKey` (a Segment source credential) is never copied: message rejects carry the message
 without it, raw rejects the line cut to `RAW_PREVIEW_BYTES` with any writeKey value masked.
@@ -40,6 +41,7 @@ __all__ = [
     "RAW_PREVIEW_BYTES",
     "ChunkResult",
     "TrackColumns",
+    "clean_customer_id",
     "map_track_columns",
     "transform_chunk",
 ]
@@ -65,7 +67,10 @@ class ChunkResult:
 
 @dataclass
 class TrackColumns:
-    """Raw fields of track messages, one list per field (row i is one message).
+    """Fields of track messages, one list per field (row i is one message), already sanitised by
+    the source while it held the message: `event` and `message_id` are non-empty strings or None,
+    `customer_id` comes from `clean_customer_id`, `timestamp` is a string or None and
+    `canonical[i]` tells whether it already has the `YYYY-MM-DDTHH:MM:SS.mmmZ` shape.
 
     `record` and `dropped` come from `mapping.build_record` (built while the source still holds
     the message, so its properties can be freed at once). `original(i)` returns message i without
@@ -74,10 +79,11 @@ class TrackColumns:
 
     source_key: str
     line_no: np.ndarray
-    event: list[Any]
-    message_id: list[Any]
-    customer: list[Any]
-    timestamp: list[Any]
+    event: list[str | None]
+    message_id: list[str | None]
+    customer_id: list[Any]
+    timestamp: list[str | None]
+    canonical: list[bool]
     record: list[dict[str, Any]]
     dropped: list[int]
     original: Callable[[int], dict[str, Any]]
@@ -113,13 +119,7 @@ def transform_chunk(chunk: LineChunk, mapping: MappingConfig) -> ChunkResult:
 def _parse(chunk: LineChunk, mapping: MappingConfig) -> tuple[TrackColumns, list[dict[str, Any]], int]:
     lines, numbers = chunk.lines, chunk.numbers()
     rejects: list[dict[str, Any]] = []
-    rows: list[int] = []
-    events: list[Any] = []
-    message_ids: list[Any] = []
-    customers: list[Any] = []
-    timestamps: list[Any] = []
-    records: list[dict[str, Any]] = []
-    dropped: list[int] = []
+    rows: list[tuple] = []  # one tuple per track line, transposed into columns at the end
     path = mapping.customer_id_path
     top = path[0] if len(path) == 1 else None
     static = mapping.static
@@ -144,25 +144,34 @@ def _parse(chunk: LineChunk, mapping: MappingConfig) -> tuple[TrackColumns, list
             skipped += 1
             continue
         event = message.get("event")
+        if type(event) is not str or not event:
+            event = None
         message_id = message.get("messageId")
-        rows.append(i)
-        events.append(event)
-        message_ids.append(message_id)
-        customers.append(message.get(top) if top is not None else _dig(message, path))
-        timestamps.append(message.get("timestamp"))
+        if type(message_id) is not str or not message_id:
+            message_id = None
+        customer = message.get(top) if top is not None else _dig(message, path)
+        if type(customer) is not str or not customer or customer.isspace():
+            customer = clean_customer_id(customer)
+        timestamp = message.get("timestamp")
+        if type(timestamp) is not str:
+            timestamp = None
         if per_event:
-            rule = mapping.rule_for(event if type(event) is str else "")
+            rule = mapping.rule_for(event or "")
         record, lost = build_record(message_id, message.get("properties"), rule, static)
-        records.append(record)
-        dropped.append(lost)
+        rows.append((i, event, message_id, customer, timestamp, _is_canonical(timestamp), record, lost))
+    positions, events, message_ids, customers, timestamps, canonical, records, dropped = (
+        (list(column) for column in zip(*rows, strict=True)) if rows else ([] for _ in range(8))
+    )
 
     def original(row: int) -> dict[str, Any]:
-        message = orjson.loads(lines[rows[row]])
+        message = orjson.loads(lines[positions[row]])
         message.pop("writeKey", None)
         return message
 
-    line_nos = np.asarray(numbers, dtype=np.int64)[np.asarray(rows, dtype=np.intp)]
-    columns = TrackColumns(chunk.key, line_nos, events, message_ids, customers, timestamps, records, dropped, original)
+    line_nos = np.asarray(numbers, dtype=np.int64)[np.asarray(positions, dtype=np.intp)]
+    columns = TrackColumns(
+        chunk.key, line_nos, events, message_ids, customers, timestamps, canonical, records, dropped, original
+    )
     return columns, rejects, skipped
 
 
@@ -176,12 +185,12 @@ def _dig(message: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def map_track_columns(columns: TrackColumns, mapping: MappingConfig) -> ChunkResult:
-    """Apply the mapping to track messages: filters, checks, conversions, records."""
+    """Apply the mapping to track messages: filters, checks, conversions (records are prebuilt)."""
     n = len(columns.event)
     reasons = np.full(n, None, dtype=object)
     result = ChunkResult(events=_empty_events())
 
-    event = _non_empty_strings(columns.event)
+    event = _objects(columns.event)
     alive = _reject(_present(event), reasons, "missing_event")
     if mapping.filters_events:
         events = pd.Series(event, dtype=object)
@@ -190,21 +199,18 @@ def map_track_columns(columns: TrackColumns, mapping: MappingConfig) -> ChunkRes
             kept &= events.isin(mapping.include_events).to_numpy()
         if mapping.exclude_events:
             kept &= ~events.isin(mapping.exclude_events).to_numpy()
-        filtered = alive & ~kept
-        result.skipped = int(filtered.sum())
+        result.skipped = int((alive & ~kept).sum())
         alive &= kept
 
-    message_id = _non_empty_strings(columns.message_id)
+    message_id = _objects(columns.message_id)
     alive &= _reject(alive & _present(message_id), reasons, "missing_message_id", alive)
 
-    customer_id = np.array(
-        [v if type(v) is str and v and not v.isspace() else _customer_id(v) for v in columns.customer], dtype=object
-    )
+    customer_id = _objects(columns.customer_id)
     invalid = customer_id == _INVALID
     reasons[alive & invalid] = "invalid_customer_id"
     alive &= _reject(alive & ~invalid & _present(customer_id), reasons, "missing_customer_id", alive & ~invalid)
 
-    timestamp = _normalised_timestamps(columns.timestamp)
+    timestamp = _normalised_timestamps(_objects(columns.timestamp), np.array(columns.canonical, dtype=bool))
     alive &= _reject(alive & _present(timestamp), reasons, "invalid_timestamp", alive)
 
     rejected_rows = np.flatnonzero(_present(reasons))
@@ -233,18 +239,20 @@ def _reject(ok: np.ndarray, reasons: np.ndarray, reason: str, among: np.ndarray 
     return ok
 
 
+def _objects(values: list[Any]) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
 def _present(values: np.ndarray) -> np.ndarray:
     """Mask of the entries that are not None (object arrays hold None, never NaN, here)."""
     return np.not_equal(values, None)
 
 
-def _non_empty_strings(values: list[Any]) -> np.ndarray:
-    """Object array of the non-empty strings, None elsewhere."""
-    return np.array([v if type(v) is str and v else None for v in values], dtype=object)
-
-
-def _customer_id(value: Any) -> Any:
-    """The customer id as a string; None when missing or blank; `_INVALID` for non-id types."""
+def clean_customer_id(value: Any) -> Any:
+    """A customer id as a string; None when missing or blank; a marker for types that cannot be ids
+    (booleans, objects, arrays) so they are rejected as `invalid_customer_id`."""
     kind = type(value)
     if kind is str:
         return value if value and not value.isspace() else None
@@ -256,27 +264,33 @@ def _customer_id(value: Any) -> Any:
     return None if value is None else _INVALID
 
 
-def _normalised_timestamps(values: list[Any]) -> np.ndarray:
+def _is_canonical(value: str | None) -> bool:
+    """`YYYY-MM-DDTHH:MM:SS.mmmZ`-shaped (whether the digits make a real instant is checked later)."""
+    return value is not None and len(value) == 24 and value[23] == "Z" and value[19] == "." and value[10] == "T"
+
+
+_LOWEST = np.datetime64(f"{MIN_YEAR}-01-01")
+_HIGHEST = np.datetime64(f"{MAX_YEAR + 1}-01-01")
+
+
+def _normalised_timestamps(values: np.ndarray, canonical: np.ndarray) -> np.ndarray:
     """`YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC (truncated to ms), None where missing or unparseable."""
-    zoned = np.array(
-        [v if type(v) is str and (v[-1:] == "Z" or _ZONE.search(v)) else None for v in values], dtype=object
-    )
-    parsed = pd.to_datetime(pd.Series(zoned, dtype=object), format="ISO8601", utc=True, errors="coerce")
+    odd = np.flatnonzero(~canonical & _present(values))
+    if odd.size:  # not Segment's usual shape: parse only if it names its zone
+        values = values.copy()
+        values[odd] = [v if v[-1:] == "Z" or _ZONE.search(v) else None for v in values[odd]]
+    parsed = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601", utc=True, errors="coerce")
+    instants = parsed.dt.tz_convert(None).to_numpy()
     # pandas picks the resolution per call (ns if any value has 9 fraction digits), which moves the
     # representable range; a fixed range keeps the outcome independent of the chunk's other rows.
-    years = parsed.dt.year
-    valid = (parsed.notna() & years.ge(MIN_YEAR) & years.le(MAX_YEAR)).to_numpy()
+    valid = parsed.notna().to_numpy() & (instants >= _LOWEST) & (instants < _HIGHEST)
     out = np.full(len(values), None, dtype=object)
     # Segment normalises `timestamp` already: a valid string of the canonical shape is its own form.
-    canonical = np.array(
-        [v is not None and len(v) == 24 and v[10] == "T" and v[19] == "." and v[23] == "Z" for v in zoned],
-        dtype=bool,
-    )
     keep = valid & canonical
-    out[keep] = zoned[keep]
+    out[keep] = values[keep]
     reformat = valid & ~canonical
     if reformat.any():
-        millis = parsed[reformat].dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
+        millis = instants[reformat].astype("datetime64[ms]")
         out[reformat] = [text + "Z" for text in np.datetime_as_string(millis, unit="ms").tolist()]
     return out
 
@@ -293,8 +307,7 @@ def _events(
     event_types = pd.Series(event[rows], dtype=object)
     if mapping.event_types:
         event_types = event_types.map(mapping.event_types).fillna(event_types)
-    records = np.empty(len(columns.record), dtype=object)
-    records[:] = columns.record
+    records = _objects(columns.record)
     frame = pd.DataFrame(
         {
             "message_id": pd.Series(message_id[rows], dtype=object),
