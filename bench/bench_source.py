@@ -1,0 +1,193 @@
+"""Benchmark of the source side: archive reading + transform + dedup, against a floor and a naive way.
+
+    .venv/bin/python bench/bench_source.py                 # 100k and 1M lines, 3 runs each
+    .venv/bin/python bench/bench_source.py --profile       # plus a cProfile of our path on 1M lines
+
+Generates one-day archives (~650-byte lines, no nasty cases) into bench/data/ once, then measures,
+each run in a fresh subprocess so peak RSS belongs to that run alone:
+- floor: gunzip + orjson.loads of every line (the least any reader must do);
+- naive: pandas.read_json(lines=True) + to_dict("records") per object;
+- ours: list_partition + iter_line_chunks + transform_chunk + SeenIds.filter/commit_object (no HTTP).
+Prints wall time (best of --runs), lines/s, the ratio to the floor and peak RSS (largest of the runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from datetime import date
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data"
+SOURCE_ID = "benchSrc01"
+DAY = date(2026, 1, 5)
+CHUNK_LINES = 50_000  # the config's default tuning.chunk_size
+LINES_PER_OBJECT = 100_000
+MODES = ("floor", "naive", "ours")
+
+
+def archive_for(lines: int) -> Path:
+    """The benchmark archive of `lines` lines, generated on first use (or when its recipe changed)."""
+    from hyperline_sync.sample_archive import generate_archive
+
+    root = DATA / f"{lines}-lines"
+    # Segment objects are capped (<= 100 MB), so a busier day means more objects, not bigger ones:
+    # ~100k-line objects at every size keep the RSS comparison about the run, not the object.
+    recipe = {"lines": lines, "objects": max(1, lines // LINES_PER_OBJECT), "seed": 1, "source_id": SOURCE_ID}
+    marker = root / ".recipe.json"
+    if not marker.exists() or json.loads(marker.read_text()) != recipe:
+        shutil.rmtree(root, ignore_errors=True)
+        started = time.perf_counter()
+        generate_archive(
+            root, SOURCE_ID, [DAY], lines, seed=1, nasty=False, objects_per_day=recipe["objects"], keep_expected=False
+        )
+        marker.write_text(json.dumps(recipe))
+        print(f"generated {lines} lines in {time.perf_counter() - started:.1f}s: {root}", file=sys.stderr)
+    return root
+
+
+def gz_objects(root: Path) -> list[Path]:
+    return sorted((root / "segment-logs" / SOURCE_ID).glob("*/*.gz"))
+
+
+def measure_floor(root: Path) -> dict:
+    import orjson
+
+    lines = 0
+    loads = orjson.loads
+    for path in gz_objects(root):
+        inflater = zlib.decompressobj(wbits=31)
+        pending = b""
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                parts = (pending + inflater.decompress(block)).split(b"\n")
+                pending = parts.pop()
+                for line in parts:
+                    loads(line)
+                lines += len(parts)
+    return {"lines": lines}
+
+
+def measure_naive(root: Path) -> dict:
+    import pandas as pd
+
+    lines = 0
+    for path in gz_objects(root):
+        records = pd.read_json(path, lines=True, compression="gzip").to_dict("records")
+        lines += len(records)
+    return {"lines": lines}
+
+
+def measure_ours(root: Path) -> dict:
+    from hyperline_sync.archive import iter_line_chunks, list_partition, open_store
+    from hyperline_sync.config import S3ArchiveSourceConfig
+    from hyperline_sync.dedup import SeenIds
+    from hyperline_sync.mapping import MappingConfig
+    from hyperline_sync.transform import transform_chunk
+
+    source = S3ArchiveSourceConfig(url=f"file://{root}", source_id=SOURCE_ID)
+    store = open_store(source)
+    mapping = MappingConfig()
+    totals = {"lines": 0, "events": 0, "rejected": 0, "skipped": 0, "duplicates": 0}
+    with tempfile.TemporaryDirectory() as state:
+        seen = SeenIds(Path(state), "bench", DAY, 7)
+        for obj in list_partition(store, source, DAY):
+            delivered: list[str] = []
+            for chunk in iter_line_chunks(store, obj, CHUNK_LINES):
+                result = transform_chunk(chunk, mapping)
+                fresh, duplicates = seen.filter(result.events)
+                delivered.extend(fresh["message_id"].tolist())
+                totals["lines"] += result.read
+                totals["events"] += len(fresh)
+                totals["rejected"] += result.rejected
+                totals["skipped"] += result.skipped
+                totals["duplicates"] += duplicates
+            seen.commit_object(obj.key, delivered)
+    return totals
+
+
+def child(mode: str, root: Path) -> None:
+    """One measurement in this (fresh) process; prints a JSON line."""
+    import orjson  # noqa: F401 - imported before the baseline so every mode pays the same imports
+    import pandas  # noqa: F401
+
+    import hyperline_sync.transform  # noqa: F401
+
+    baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    result = {"floor": measure_floor, "naive": measure_naive, "ours": measure_ours}[mode](root)
+    result["seconds"] = time.perf_counter() - started
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["baseline_rss_mb"] = baseline_kb / 1024
+    print(json.dumps(result))
+
+
+def run_child(mode: str, root: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--data", str(root)], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def profile_ours(root: Path, top: int) -> str:
+    profiler = cProfile.Profile()
+    profiler.runcall(measure_ours, root)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lines", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--runs", type=int, default=3, help="fresh-process runs per measurement (best time kept)")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--profile", action="store_true", help="cProfile our path on the largest archive")
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.data)
+        return
+
+    print(f"python {sys.version.split()[0]}, chunk {CHUNK_LINES} lines, best of {args.runs} fresh processes")
+    print(
+        f"{'mode':<7}{'lines':>10}{'wall s':>9}{'lines/s':>11}{'x floor':>9}{'peak RSS MB':>13}{'(+ over imports)':>18}"
+    )
+    ours_rss: dict[int, float] = {}
+    for lines in args.lines:
+        root = archive_for(lines)
+        floor_seconds = None
+        for mode in args.modes:
+            runs = [run_child(mode, root) for _ in range(args.runs)]
+            best = min(run["seconds"] for run in runs)
+            peak = max(run["peak_rss_mb"] for run in runs)
+            extra = max(run["peak_rss_mb"] - run["baseline_rss_mb"] for run in runs)
+            if mode == "floor":
+                floor_seconds = best
+            ratio = f"{best / floor_seconds:.2f}" if floor_seconds else "-"
+            if mode == "ours":
+                ours_rss[lines] = peak
+            print(
+                f"{mode:<7}{runs[0]['lines']:>10}{best:>9.2f}{runs[0]['lines'] / best:>11,.0f}{ratio:>9}"
+                f"{peak:>13.0f}{extra:>18.0f}"
+            )
+    if len(ours_rss) >= 2:
+        small, large = min(ours_rss), max(ours_rss)
+        print(f"ours: peak RSS({large}) - peak RSS({small}) = {ours_rss[large] - ours_rss[small]:.0f} MB")
+    if args.profile:
+        print(profile_ours(archive_for(max(args.lines)), 25))
+
+
+if __name__ == "__main__":
+    main()
