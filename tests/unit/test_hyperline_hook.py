@@ -344,6 +344,17 @@ def test_401_raises_at_once_after_one_request_without_the_key(emulator: Emulator
     assert wrong not in message and KEY not in message
 
 
+def test_401_costs_one_request_even_with_batches_in_flight(emulator: Emulator, connect, make_hook) -> None:
+    # Until the key has been accepted once, batches go one at a time: no second batch is on the wire
+    # when the first one's 401 arrives.
+    hook = make_hook(connect(password="test_wrong_secret_78"), batch_size=10, max_in_flight=2)
+
+    with pytest.raises(HyperlineAuthError):
+        hook.send_events(make_events(100))
+
+    assert emulator.requests == 1 and emulator.statuses == {401: 1}
+
+
 def test_a_connection_without_key_fails_before_any_request(emulator: Emulator, connect, make_hook) -> None:
     hook = make_hook(connect(password=None))
 

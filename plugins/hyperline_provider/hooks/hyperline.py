@@ -169,6 +169,9 @@ class HyperlineHook(HttpHook):
         self._rate_limiter = rate_limiter
         self.freeze_gc = freeze_gc
         self.max_in_flight = max_in_flight
+        # Until Hyperline has accepted the key once, batches go one at a time: a wrong key then costs
+        # exactly one request, not one per batch in flight.
+        self._key_accepted = False
         self._session: requests.Session | None = None
         self._api_key = ""
         self.batch_size = MAX_BATCH_EVENTS
@@ -290,7 +293,7 @@ class HyperlineHook(HttpHook):
             with _gc_frozen() if self.freeze_gc else nullcontext():
                 for batch_events, parts, size in self._batches(events, result):
                     result.batches += 1
-                    while len(pending) >= self.max_in_flight:
+                    while len(pending) >= (self.max_in_flight if self._key_accepted else 1):
                         self._settle(pending, result)
                     pending.append(pool.submit(self._deliver_batch, session, result.batches, batch_events, parts, size))
                 while pending:
@@ -475,6 +478,7 @@ class HyperlineHook(HttpHook):
                 if 200 <= status < 300:
                     parsed = _parse_batch_answer(content)
                     if parsed is not None:
+                        self._key_accepted = True
                         return _Answer(status, parsed[0], parsed[1], "")
                     problem = f"HTTP {status} without events_created/events_failed lists"
                     delay = self._backoff(attempt)
