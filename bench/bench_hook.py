@@ -15,17 +15,16 @@ import json
 import logging
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import psutil
+from _common import EMULATOR_KEY as API_KEY  # shared with the other benchmarks
+from _common import admin, start_emulator
 
-API_KEY = "test_bench"
 CONN_ID = "hyperline_bench"
 
 
@@ -42,27 +41,6 @@ def make_events(count: int, run: str) -> Iterator[dict[str, Any]]:
             "timestamp": stamps[i % 4001],
             "record": {"id": f"{run}-{i:08d}", "duration_ms": i % 977, "ok": i % 13 != 0, "region": "eu-west-1"},
         }
-
-
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hyperline_sync.emulator", "--port", "0", "--api-key", API_KEY],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "http://" not in line:
-        proc.kill()
-        raise RuntimeError(f"emulator did not start: {line!r}")
-    return proc, line[line.index("http://") :].split()[0]
-
-
-def admin(url: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url + path, data=data, method="GET" if data is None else "POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
 
 
 def run(url: str, emulator: psutil.Process, count: int, faults: dict[str, Any], label: str) -> dict[str, float]:

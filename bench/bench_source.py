@@ -19,45 +19,17 @@ import io
 import json
 import pstats
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import zlib
-from datetime import date
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent / "data"
-SOURCE_ID = "benchSrc01"
-DAY = date(2026, 1, 5)
+from _common import DAY, SOURCE_ID, archive_for, gz_objects  # shared with the other benchmarks
+
 CHUNK_LINES = 50_000  # the config's default tuning.chunk_size
-LINES_PER_OBJECT = 100_000
 MODES = ("floor", "naive", "ours")
-
-
-def archive_for(lines: int) -> Path:
-    """The benchmark archive of `lines` lines, generated on first use (or when its recipe changed)."""
-    from hyperline_sync.sample_archive import generate_archive
-
-    root = DATA / f"{lines}-lines"
-    # Segment objects are capped (<= 100 MB), so a busier day means more objects, not bigger ones:
-    # ~100k-line objects at every size keep the RSS comparison about the run, not the object.
-    recipe = {"lines": lines, "objects": max(1, lines // LINES_PER_OBJECT), "seed": 1, "source_id": SOURCE_ID}
-    marker = root / ".recipe.json"
-    if not marker.exists() or json.loads(marker.read_text()) != recipe:
-        shutil.rmtree(root, ignore_errors=True)
-        started = time.perf_counter()
-        generate_archive(
-            root, SOURCE_ID, [DAY], lines, seed=1, nasty=False, objects_per_day=recipe["objects"], keep_expected=False
-        )
-        marker.write_text(json.dumps(recipe))
-        print(f"generated {lines} lines in {time.perf_counter() - started:.1f}s: {root}", file=sys.stderr)
-    return root
-
-
-def gz_objects(root: Path) -> list[Path]:
-    return sorted((root / "segment-logs" / SOURCE_ID).glob("*/*.gz"))
 
 
 def measure_floor(root: Path) -> dict:
