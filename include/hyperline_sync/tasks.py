@@ -17,7 +17,7 @@ import orjson
 
 from hyperline_sync.breaker import CircuitBreaker
 from hyperline_sync.config import Config, PipelineConfig, load_config
-from hyperline_sync.ledger import DONE, FAILED, Ledger, PartitionBusyError, open_ledger
+from hyperline_sync.ledger import DONE, FAILED, Ledger, LedgerError, PartitionBusyError, open_ledger
 from hyperline_sync.partitions import group_days, plan_days
 from hyperline_sync.report import (
     PartitionOutcome,
@@ -108,22 +108,30 @@ def sync(
     config, pipeline = load_pipeline(pipeline_name)
     dry_run, resend = bool(params.get("dry_run")), bool(params.get("resend"))
     output_dir = config.state.output_dir
-    ledger = ledger_for(config)
-    breaker = CircuitBreaker(ledger, pipeline.name, pipeline.tuning.breaker_failures,
-                             dt.timedelta(minutes=pipeline.tuning.breaker_cooldown_minutes))
-    job = SyncJob(
-        pipeline=pipeline,
-        ledger=ledger,
-        source=open_source(pipeline),
-        state_dir=config.state.dir,
-        output_dir=output_dir,
-        run_id=run_id,
-        owner=run_id,  # a retried task of the same run may take its own claim back at once
-        sender=None if dry_run else (sender or make_sender(pipeline)),
-        dry_run=dry_run,
-        resend=resend,
-        breaker=breaker,
-    )
+    try:
+        ledger = ledger_for(config)
+        breaker = CircuitBreaker(ledger, pipeline.name, pipeline.tuning.breaker_failures,
+                                 dt.timedelta(minutes=pipeline.tuning.breaker_cooldown_minutes))
+        job = SyncJob(
+            pipeline=pipeline,
+            ledger=ledger,
+            source=open_source(pipeline),
+            state_dir=config.state.dir,
+            output_dir=output_dir,
+            run_id=run_id,
+            owner=run_id,  # a retried task of the same run may take its own claim back at once
+            sender=None if dry_run else (sender or make_sender(pipeline)),
+            dry_run=dry_run,
+            resend=resend,
+            breaker=breaker,
+        )
+    except Exception as exc:
+        # Say why for each day (ledger database down, bad source connection...): the run's later days
+        # wait for these days' outcomes, and the report shows the reason instead of "unknown".
+        for day in days:
+            write_outcome(output_dir, pipeline.name, run_id,
+                          PartitionOutcome(day, FAILED, error=f"{type(exc).__name__}: {exc}"))
+        raise
     failures: list[str] = []
     summaries = []
     for day in days:
@@ -166,7 +174,12 @@ def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id:
     outcomes = read_outcomes(config.state.output_dir, pipeline.name, run_id)
     planned = [day for group in groups for day in group]
     missing = [day for day in planned if day not in outcomes]
-    ledger_states = ledger_for(config).partitions(pipeline.name, missing) if missing else {}
+    ledger_states: dict = {}
+    if missing:
+        try:
+            ledger_states = ledger_for(config).partitions(pipeline.name, missing)
+        except LedgerError as exc:  # still write the report: it is how the run's failure is explained
+            log.warning("cannot read the ledger for partitions without an outcome: %s", exc)
     ordered = []
     for day in planned:
         outcome = outcomes.get(day)
