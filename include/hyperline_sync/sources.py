@@ -48,4 +48,8 @@ def open_source(pipeline: PipelineConfig) -> PartitionSource:
     kind = pipeline.source.kind
     if kind == "s3_archive":
         return ArchiveSource(pipeline)
+    if kind == "warehouse":
+        from hyperline_sync.warehouse import WarehouseSource
+
+        return WarehouseSource(pipeline)
     raise ValueError(f"pipeline {pipeline.name}: no reader for source kind {kind!r}")
