@@ -94,7 +94,6 @@ def write_config(path: Path, archive: Path, state_dir: Path, pipeline: str = "be
                 "name": pipeline,
                 "source": {"kind": "s3_archive", "url": f"file://{archive}", "source_id": SOURCE_ID},
                 "hyperline_conn_id": "hyperline_default",
-                "start_date": DAY.isoformat(),
             }
         ],
     }
@@ -105,10 +104,26 @@ def write_config(path: Path, archive: Path, state_dir: Path, pipeline: str = "be
 # --- the emulator, in its own process --------------------------------------------------------------
 
 
-def start_emulator(api_key: str = EMULATOR_KEY, store: bool = True) -> tuple[subprocess.Popen[str], str]:
-    """`python -m hyperline_sync.emulator` on 127.0.0.1 and a free port; returns (process, url)."""
-    command = [sys.executable, "-m", "hyperline_sync.emulator", "--port", "0", "--api-key", api_key]
-    proc = subprocess.Popen([*command, *([] if store else ["--no-store"])], stdout=subprocess.PIPE, text=True)
+# The stock emulator is `python -m hyperline_sync.emulator`. With `nodelay`, the same main() runs with
+# TCP_NODELAY on its sockets (socketserver's `disable_nagle_algorithm`): http.server writes a response's
+# headers and body in two sends, so with Nagle on, a small body waits for the client's delayed ACK,
+# about 40 ms per request on loopback. That stall is the emulator's, not Hyperline's; it barely touches
+# 5000-event batches but caps one-event-per-request traffic near 22 requests/s.
+_NODELAY_LAUNCHER = (
+    "import sys\n"
+    "import hyperline_sync.emulator as emulator\n"
+    "emulator._Handler.disable_nagle_algorithm = True\n"
+    "sys.exit(emulator.main(sys.argv[1:]))\n"
+)
+
+
+def start_emulator(
+    api_key: str = EMULATOR_KEY, store: bool = True, nodelay: bool = False
+) -> tuple[subprocess.Popen[str], str]:
+    """The Hyperline emulator in its own process on 127.0.0.1 and a free port; returns (process, url)."""
+    program = ["-c", _NODELAY_LAUNCHER] if nodelay else ["-m", "hyperline_sync.emulator"]
+    options = ["--port", "0", "--api-key", api_key, *([] if store else ["--no-store"])]
+    proc = subprocess.Popen([sys.executable, *program, *options], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "http://" not in line:
@@ -141,10 +156,14 @@ def _busy_cpu_seconds() -> float:
     return sum(getattr(t, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
 
 
+def _children_cpu_seconds() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # children that ended and were waited for
+    return children.ru_utime + children.ru_stime
+
+
 def _own_cpu_seconds(extra: list[psutil.Process]) -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # children that ended and were waited for
-    seconds = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    seconds = own.ru_utime + own.ru_stime + _children_cpu_seconds()
     for proc in extra:
         with contextlib.suppress(psutil.Error):
             seconds += sum(proc.cpu_times()[:2])
@@ -157,6 +176,7 @@ class Meter:
     `others_cores` = (machine's busy CPU - this process, its finished children and `extra` live processes)
     / wall: on this shared 2-core machine it says how much of it was not ours during the measurement.
     Start it right before the measured work and call `stop()` after every child was waited for.
+    `children_cpu` is the CPU of the children (and their descendants) that ended meanwhile.
     """
 
     def __init__(self, extra: list[psutil.Process] | None = None) -> None:
@@ -164,14 +184,16 @@ class Meter:
         self.load_before = load1()
         self._busy = _busy_cpu_seconds()
         self._own = _own_cpu_seconds(self.extra)
+        self._children = _children_cpu_seconds()
         self._started = time.perf_counter()
-        self.seconds = self.load_after = self.others_cores = math.nan
+        self.seconds = self.load_after = self.others_cores = self.children_cpu = math.nan
 
     def stop(self) -> Meter:
         self.seconds = time.perf_counter() - self._started
         busy = _busy_cpu_seconds() - self._busy
         own = _own_cpu_seconds(self.extra) - self._own
         self.others_cores = max(busy - own, 0.0) / self.seconds if self.seconds > 0 else math.nan
+        self.children_cpu = _children_cpu_seconds() - self._children
         self.load_after = load1()
         return self
 
@@ -181,6 +203,7 @@ class Meter:
             "load_before": self.load_before,
             "load_after": self.load_after,
             "others_cores": self.others_cores,
+            "children_cpu_seconds": self.children_cpu,
         }
 
 

@@ -96,9 +96,10 @@ def child(mode: str, root: Path) -> None:
     import hyperline_sync.transform  # noqa: F401
 
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     result = {"floor": measure_floor, "naive": measure_naive, "ours": measure_ours}[mode](root)
     result["seconds"] = time.perf_counter() - started
+    result["cpu_seconds"] = time.process_time() - cpu
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["baseline_rss_mb"] = baseline_kb / 1024
     print(json.dumps(result))
