@@ -31,9 +31,11 @@ unit: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/pytest -m faults
 
+## Benchmarks: a DagRun, the pipeline alone, references, scaling, a profile -> bench/RESULTS.md (~15 min).
+## `make bench BENCH_ARGS=--quick` is a small smoke check (bench/data/RESULTS-quick.md). Focused
+## benchmarks run alone: bench/bench_source.py (source path), bench/bench_hook.py (hook, with 429s).
 bench: $(STAMP)
-	$(BIN)/python bench/bench_source.py
-	$(BIN)/python bench/bench_hook.py
+	$(BIN)/python bench/bench_all.py $(BENCH_ARGS)
 
 ## A local Hyperline ingest emulator on http://127.0.0.1:8090 (API key test_local).
 emulator: $(STAMP)
