@@ -6,7 +6,8 @@ the events passed earlier in this run. Later days are deliberately not consulted
 processed after D+1, D's copy is sent anyway and overwrites D+1's at Hyperline (an upsert on
 `record.id`), so the first-received copy still wins in the end.
 
-Ids of each object are stored once every event of it has Hyperline's answer, in
+Ids of each object are stored (and kept across re-syncs of the object) once every event of it has
+Hyperline's answer, in
 `<state_dir>/<pipeline>/ids/<YYYY-MM-DD>/<sha1(key)>.parquet` (written to a temporary file and
 renamed, so a crash never leaves half a file): the messageId strings and their 64-bit hashes.
 
@@ -133,12 +134,20 @@ class SeenIds:
         return events[keep], duplicates
 
     def commit_object(self, key: str, ids: Iterable[str]) -> Path:
-        """Persist the ids of an object whose events all have Hyperline's answer (atomic replace)."""
+        """Persist the ids of an object whose events all have Hyperline's answer (atomic replace).
+
+        Ids already stored for the key are kept: a rewritten object (GDPR re-copy, new ETag) is
+        synced again but delivers nothing already sent, and forgetting those ids would let a later
+        day's copy overwrite the first-received one at Hyperline.
+        """
+        path = id_file(self.state_dir, self.pipeline, self.day, key)
         values = np.asarray(list(ids), dtype=object)
+        if path.exists():
+            stored = pq.read_table(path, columns=["message_id"]).column("message_id").to_pylist()
+            values = pd.unique(np.concatenate([np.asarray(stored, dtype=object), values]))
         table = pa.table(
             {"message_id": pa.array(values, type=pa.string()), "h": pa.array(hash_ids(values), type=pa.uint64())}
         ).replace_schema_metadata({_PROBE_KEY: _PROBE_HASH, b"source_key": key.encode()})
-        path = id_file(self.state_dir, self.pipeline, self.day, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         pq.write_table(table, tmp, compression="zstd")
