@@ -66,7 +66,8 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
 
     @dag(
         dag_id=f"segment_to_hyperline__{pipeline.name}",
-        schedule=CronDataIntervalTimetable(pipeline.schedule, timezone="UTC"),
+        # A cron string alone would give zero-length intervals in Airflow 3; null = manual runs only.
+        schedule=CronDataIntervalTimetable(pipeline.schedule, timezone="UTC") if pipeline.schedule else None,
         start_date=dt.datetime.combine(pipeline.start_date, dt.time(), tzinfo=dt.UTC),
         catchup=False,
         max_active_runs=1,

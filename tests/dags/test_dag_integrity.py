@@ -74,3 +74,13 @@ def test_default_config_builds_the_demo_dag(monkeypatch):
     bag = load_bag()
     assert bag.import_errors == {}
     assert bag.dag_ids == ["segment_to_hyperline__demo"]
+
+
+def test_a_null_schedule_means_manual_runs_only(tmp_path, monkeypatch):
+    path = tmp_path / "manual.yaml"
+    path.write_text(yaml.safe_dump({"state": {"dir": str(tmp_path)}, "pipelines": [
+        {"name": "manual", "schedule": None,
+         "source": {"kind": "s3_archive", "url": f"file://{tmp_path}", "source_id": "s"}}]}))
+    monkeypatch.setenv("HYPERLINE_SYNC_CONFIG", str(path))
+    dag = load_bag().get_dag("segment_to_hyperline__manual")
+    assert not dag.timetable.can_be_scheduled
