@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 SCHEMA_VERSION = 1
+_MIGRATION_LOCK = 0x48594C4E_53594E43  # a Postgres advisory lock id ("HYLNSYNC") serialising schema creation
 COUNT_FIELDS = ("read", "sent", "rejected", "skipped", "duplicates")
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -156,6 +157,9 @@ class Ledger:
     def _migrate(self) -> None:
         try:
             with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Tasks starting together on a fresh database would race to create the tables.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
                 _metadata.create_all(conn)
                 version = conn.execute(sa.select(schema_version_table.c.version)).scalar()
                 if version is None:
@@ -173,11 +177,11 @@ class Ledger:
         return self.engine.url.render_as_string(hide_password=True)
 
     # -- claims -------------------------------------------------------------------------------
-    def claim(self, pipeline: str, partition: str, owner: str, ttl: dt.timedelta, run_id: str) -> None:
+    def claim(self, pipeline: str, partition: str, owner: str, ttl: dt.timedelta, run_id: str) -> str:
         """Take the partition for `owner`, or raise PartitionBusyError naming who holds it.
 
         The same owner may re-take its own claim (a retried task of the same run); anyone may take
-        an expired one (the worker that held it died).
+        an expired one (the worker that held it died). Returns the partition's status before the claim.
         """
         now = _utcnow()
         p = partitions_table.c
@@ -223,6 +227,32 @@ class Ledger:
                     f"partition {partition} of pipeline {pipeline} is being synced by {row.claimed_by} "
                     f"(claim expires {_aware(row.claim_expires_at):%Y-%m-%d %H:%M:%S} UTC)"
                 )
+        return PENDING if exists is None else exists.status
+
+    def live_claims(self, pipeline: str, partitions: Iterable[str], other_than: str) -> dict[str, str]:
+        """partition -> holder, for those of `partitions` claimed (unexpired) by an owner other than `other_than`."""
+        p = partitions_table.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(p.partition, p.claimed_by).where(
+                    p.pipeline == pipeline,
+                    p.partition.in_(list(partitions)),
+                    p.claimed_by.is_not(None),
+                    p.claimed_by != other_than,
+                    p.claim_expires_at > _utcnow(),
+                )
+            )
+            return {row.partition: row.claimed_by for row in rows}
+
+    def release(self, pipeline: str, partition: str, owner: str, status: str) -> None:
+        """Give a claim back without syncing, restoring the partition's status (a dead worker's stays failed)."""
+        p = partitions_table.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                partitions_table.update()
+                .where(p.pipeline == pipeline, p.partition == partition, p.claimed_by == owner)
+                .values(status=FAILED if status == RUNNING else status, claimed_by=None, claim_expires_at=None)
+            )
 
     def renew(self, pipeline: str, partition: str, owner: str, ttl: dt.timedelta) -> None:
         """Extend our claim while work goes on; raise if it was lost (expired and taken)."""

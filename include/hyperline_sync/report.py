@@ -31,6 +31,7 @@ class PartitionOutcome:
     objects_skipped: int = 0
     requests: int = 0
     retries: int = 0
+    dropped_properties: int = 0  # property values Hyperline cannot take (nulls, arrays of objects)
     seconds: float = 0.0
     error: str | None = None
     dead_letters: list[str] = field(default_factory=list)

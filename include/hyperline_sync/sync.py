@@ -26,7 +26,7 @@ from hyperline_sync.config import PipelineConfig
 from hyperline_sync.deadletter import ObjectDeadLetters, dead_letter_path
 from hyperline_sync.dedup import SeenIds
 from hyperline_sync.errors import UnitReadError
-from hyperline_sync.ledger import DONE, FAILED, Counts, Ledger
+from hyperline_sync.ledger import DONE, FAILED, Counts, Ledger, PartitionBusyError
 from hyperline_sync.report import PartitionOutcome
 from hyperline_sync.sources import PartitionSource, Unit
 from hyperline_sync.transform import ChunkResult
@@ -93,19 +93,21 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
     """
     partition = day.isoformat()
     started = time.monotonic()
-    objects = job.source.list_units(day)
-    done = {} if job.resend else job.ledger.done_objects(job.pipeline.name, partition)
-    todo = [o for o in objects if done.get(o.key) != o.etag]
-    outcome = PartitionOutcome(partition, "dry_run" if job.dry_run else DONE, objects_total=len(objects),
-                               objects_skipped=len(objects) - len(todo))
-    log.info("partition %s: %d objects, %d already done, %d to sync%s", partition, len(objects),
-             len(objects) - len(todo), len(todo), " (dry run)" if job.dry_run else "")
     if not job.dry_run:
-        job.ledger.claim(job.pipeline.name, partition, job.owner, job.claim_ttl, run_id=job.run_id)
-    seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
-                   include_own_partition=not job.resend)
+        # Claim before reading which objects are done: read earlier, another run could finish them
+        # in between, and this run would sync them again.
+        _claim(job, day)
+    outcome = PartitionOutcome(partition, "dry_run" if job.dry_run else DONE)
     errors: list[str] = []
     try:
+        objects = job.source.list_units(day)
+        done = {} if job.resend else job.ledger.done_objects(job.pipeline.name, partition)
+        todo = [o for o in objects if done.get(o.key) != o.etag]
+        outcome.objects_total, outcome.objects_skipped = len(objects), len(objects) - len(todo)
+        log.info("partition %s: %d objects, %d already done, %d to sync%s", partition, len(objects),
+                 len(objects) - len(todo), len(todo), " (dry run)" if job.dry_run else "")
+        seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
+                       include_own_partition=not job.resend)
         for obj in todo:
             try:
                 counts = _ObjectSync(job, obj, seen, outcome).run()
@@ -128,6 +130,27 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
     if errors:
         raise PartitionFailedError(f"partition {partition} failed: {outcome.error}")
     return outcome
+
+
+def _claim(job: SyncJob, day: dt.date) -> None:
+    """Claim the partition, then make sure no other run syncs a day within the dedup window.
+
+    A messageId seen on two days must end at Hyperline as the earlier day's copy. One run syncs its
+    days oldest first, but two runs (a backfill and the hourly run) syncing neighbouring days at once
+    would each send their copy, and the later day's could land last. Both claim, then look: at
+    least one of two such runs sees the other and backs off (PartitionBusyError, retried later).
+    """
+    name, partition, window = job.pipeline.name, day.isoformat(), job.pipeline.tuning.dedup_window_days
+    previous = job.ledger.claim(name, partition, job.owner, job.claim_ttl, run_id=job.run_id)
+    near = [(day + dt.timedelta(days=n)).isoformat() for n in range(-window, window + 1) if n]
+    others = job.ledger.live_claims(name, near, other_than=job.owner) if near else {}
+    if others:
+        job.ledger.release(name, partition, job.owner, previous)
+        held = ", ".join(f"{p} by {holder}" for p, holder in sorted(others.items()))
+        raise PartitionBusyError(
+            f"partition {partition} of pipeline {name} waits: another run is syncing a partition within the "
+            f"{window}-day dedup window ({held}); a messageId on both days must be sent from the earlier one"
+        )
 
 
 class _ObjectSync:
@@ -176,6 +199,7 @@ class _ObjectSync:
         counts.skipped += result.skipped
         counts.rejected += result.rejected
         counts.duplicates += duplicates
+        self.outcome.dropped_properties += result.dropped_properties
         if fresh.empty:
             return
         events = to_events(fresh)

@@ -120,6 +120,7 @@ def test_run_delivers_every_event_once_then_reruns_resend_and_dry_run(harness):
     assert report["totals"]["duplicates"] == totals.duplicates
     assert report["totals"]["skipped"] == totals.skipped
     assert report["totals"]["rejected"] == totals.rejected_total
+    assert sum(p["dropped_properties"] for p in report["partitions"]) == totals.dropped_properties
     assert [p["partition"] for p in report["partitions"]] == [d.isoformat() for d in DAYS]
 
     letters = h.dead_letters()
