@@ -19,6 +19,7 @@ from hyperline_sync.warehouse import (
     WarehouseSource,
     _column_rule,
     _iso_ms,
+    _timestamps,
     _value,
     column_for_path,
     quote_identifier,
@@ -125,6 +126,25 @@ def test_column_values_become_record_values(value: object, expected: object) -> 
 
 def test_timestamps_keep_four_year_digits() -> None:
     assert _iso_ms(dt.datetime(5, 1, 2, tzinfo=dt.UTC)) == "0005-01-02T00:00:00.000Z"
+
+
+def test_the_timestamp_column_is_formatted_like_one_value_at_a_time() -> None:
+    paris = dt.timezone(dt.timedelta(hours=1))
+    values = [
+        dt.datetime(2026, 3, 1, 9, 2, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 1, 10, 0, 0, 1500, tzinfo=paris),
+        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),  # before the epoch: still truncated
+        dt.datetime(1500, 1, 1, tzinfo=dt.UTC),  # outside the transform's years: it rejects them itself
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        None,
+    ]
+    stamps, canonical = _timestamps(values)
+    assert stamps == [_iso_ms(v) if v else None for v in values]
+    assert stamps[:2] == ["2026-03-01T09:02:59.999Z", "2026-03-01T09:00:00.001Z"]
+    assert canonical == [True] * 5 + [False]
+    assert _timestamps([dt.datetime(2026, 3, 1, 9, 0), None]) == (["2026-03-01T09:00:00.000Z", None], [True, False])
+    # A driver that returns text: passed on for the transform to parse (not canonical).
+    assert _timestamps(["2026-03-01 09:00:00+00", None]) == (["2026-03-01 09:00:00+00", None], [False, False])
 
 
 def test_property_rules_match_snake_cased_columns() -> None:
