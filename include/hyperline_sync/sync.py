@@ -10,6 +10,7 @@ never mistakes an unsent event for a duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -109,9 +110,11 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
         seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
                        include_own_partition=not job.resend)
         for obj in todo:
+            unit = _ObjectSync(job, obj, seen, outcome)
             try:
-                counts = _ObjectSync(job, obj, seen, outcome).run()
+                counts = unit.run()
             except UnitReadError as exc:
+                outcome.counts.add(unit.counts)  # what was read (and sent) before it broke off, as in the ledger
                 errors.append(f"{obj.key}: {exc}")
                 log.error("partition %s: object %s failed: %s", partition, obj.key, exc)
                 continue
@@ -119,6 +122,8 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
             outcome.objects_synced += 1
     except Exception as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(AttributeError):
+            exc.partition_outcome = outcome  # what this run did before the error, for the run report
         raise
     finally:
         outcome.seconds = round(time.monotonic() - started, 3)
@@ -128,7 +133,9 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
             job.ledger.finish(job.pipeline.name, partition, job.owner, outcome.status, outcome.error)
             outcome.ledger_totals = job.ledger.partitions(job.pipeline.name, [partition])[partition].counts
     if errors:
-        raise PartitionFailedError(f"partition {partition} failed: {outcome.error}")
+        failed = PartitionFailedError(f"partition {partition} failed: {outcome.error}")
+        failed.partition_outcome = outcome
+        raise failed
     return outcome
 
 

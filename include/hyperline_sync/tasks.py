@@ -160,6 +160,9 @@ def sync(
 
 
 def _failed_outcome(job: SyncJob, day: str, exc: BaseException) -> PartitionOutcome:
+    recorded = getattr(exc, "partition_outcome", None)  # set by sync_partition: this run's counts so far
+    if recorded is not None:
+        return recorded
     state = None if job.dry_run else job.ledger.partitions(job.pipeline.name, [day]).get(day)
     outcome = PartitionOutcome(day, FAILED, error=f"{type(exc).__name__}: {exc}")
     if state is not None:
