@@ -248,8 +248,19 @@ class TreeRss:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak RSS so far (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS so far, in MiB: VmHWM, the high-water mark of its own address space.
+
+    Not ru_maxrss: Python starts children with vfork (or posix_spawn), and Linux then carries the
+    parent's high-water mark into the child's ru_maxrss at exec, so a child of a big parent (say, one
+    that just generated a 3M-line archive) reported the parent's peak, not its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 # --- the machine ----------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import cProfile
 import io
 import json
 import pstats
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import time
 import zlib
 from pathlib import Path
 
-from _common import DAY, SOURCE_ID, archive_for, gz_objects  # shared with the other benchmarks
+from _common import DAY, SOURCE_ID, archive_for, gz_objects, peak_rss_mb  # shared with the other benchmarks
 
 CHUNK_LINES = 50_000  # the config's default tuning.chunk_size
 MODES = ("floor", "naive", "ours")
@@ -95,13 +94,13 @@ def child(mode: str, root: Path) -> None:
 
     import hyperline_sync.transform  # noqa: F401
 
-    baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = peak_rss_mb()  # not ru_maxrss, which can hold the parent's peak (see _common.peak_rss_mb)
     cpu, started = time.process_time(), time.perf_counter()
     result = {"floor": measure_floor, "naive": measure_naive, "ours": measure_ours}[mode](root)
     result["seconds"] = time.perf_counter() - started
     result["cpu_seconds"] = time.process_time() - cpu
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["baseline_rss_mb"] = baseline_kb / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["baseline_rss_mb"] = baseline
     print(json.dumps(result))
 
 
