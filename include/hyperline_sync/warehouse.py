@@ -47,6 +47,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -84,6 +85,7 @@ COMMON_COLUMNS = frozenset(
         "anonymous_id", "event", "event_text", "loaded_at", "channel",
     }
 )
+_COLUMN_NAME = re.compile(r"^[A-Za-z0-9_]{1,127}$")
 _PLAIN_TYPES = frozenset({str, int, bool})  # column values that are record values as they are
 # Selected first, in this order, from every table.
 _ID, _RECEIVED_AT, _UUID_TS, _TIMESTAMP, _EVENT_TEXT = range(5)
@@ -419,6 +421,11 @@ class WarehouseSource:
         if plan is not None:
             return plan
         names, _ = self._query(conn, unit.key, f"select * from {self._table_ref(unit.table)} where 1 = 0")
+        odd = [c for c in names if not _COLUMN_NAME.match(c)]
+        if odd:  # not a name Segment makes; never pasted into SQL, even quoted
+            log.warning("%s.%s: columns %s are not Segment column names and are not read", self.config.schema,
+                        unit.table, ", ".join(map(repr, odd)))
+            names = [c for c in names if c not in odd]
         missing = [c for c in _REQUIRED if c not in names]
         if missing:
             raise WarehouseReadError(unit.key, f"not a Segment track table: no column {', '.join(missing)}")

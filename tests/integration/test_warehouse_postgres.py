@@ -151,10 +151,10 @@ class SegmentWarehouse:
 
     def _insert(self, conn: sa.Connection, table: str, values: list[dict[str, Any]]) -> None:
         names = sorted({k for v in values for k in v})
-        quoted = ", ".join(f'"{n}"' for n in names)
-        params = ", ".join(f":{n}" for n in names)
+        quoted = ", ".join('"' + n.replace('"', '""') + '"' for n in names).replace(":", "\\:")
+        params = ", ".join(f":p{i}" for i in range(len(names)))
         conn.execute(sa.text(f"insert into {self.schema}.{table} ({quoted}) values ({params})"),
-                     [{n: v.get(n) for n in names} for v in values])
+                     [{f"p{i}": v.get(n) for i, n in enumerate(names)} for v in values])
 
     def sql(self, statement: str) -> list[tuple]:
         with self.engine.begin() as conn:
@@ -477,6 +477,16 @@ def test_mapping_customer_id_column_renames_and_property_rules(harness: Harness,
     [event] = harness.sender.events
     assert event["customer_id"] == "acct_9" and event["event_type"] == "api_call"
     assert event["record"] == {"id": "m1", "endpoint": "/a", "ms": 5, "context_ip": "1.2.3.4", "source": "warehouse"}
+
+
+def test_columns_with_names_segment_never_makes_are_not_read(harness: Harness, tmp_path: Path) -> None:
+    wh = harness.warehouse
+    wh.sql(f'alter table {SCHEMA}.api_call add column "odd{{p}}%s name" text')
+    wh.sql(f'alter table {SCHEMA}.api_call add column "Mixed_Case" text')
+    wh.insert([Row("api_call", "o1", at(D1, 1), at(D1, 2, 1), props={"odd{p}%s name": "x", "Mixed_Case": "y"})])
+    _, pipeline = pipeline_config(tmp_path, events=["api_call"])
+    harness.sync(pipeline, D1)
+    assert [e["record"] for e in harness.sender.events] == [{"id": "o1", "Mixed_Case": "y"}]
 
 
 def test_a_numeric_customer_id_column_is_a_string(harness: Harness, tmp_path: Path) -> None:
