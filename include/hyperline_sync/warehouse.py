@@ -16,7 +16,7 @@ first run after the load whose lookback covers that day lists and syncs it, and 
 Redshift overwriting a duplicate) gets a new etag and is read again; the sync's dedup then counts
 the rows sent before as duplicates.
 
-Rows (see `WarehouseSource._columns`). `record.id` = `id`; `event_type` = `event_text` (the
+Rows (see `WarehouseSource._plan` and `_transform`). `record.id` = `id`; `event_type` = `event_text` (the
 original name, the key of every mapping rule); `customer_id` = the column the mapping's
 `customer_id` path names (`userId` -> `user_id`, `context.groupId` -> `context_group_id`,
 `properties.accountId` -> `account_id`, or a column name as is); `timestamp` = `"timestamp"` as
@@ -32,8 +32,11 @@ timestamps become ISO 8601 UTC strings; JSON-text arrays stay strings, as Segmen
 Rows of a slice are read in `received_at, id` order with keyset pagination (bounded pages of
 `chunk_size` rows, no cursor state kept in the database, no transaction held open while the
 events are sent), so the earliest-received copy of a duplicated `id` comes first and wins the
-dedup within a slice. Across slices the first slice processed wins: slices are synced in load
-order, so a copy loaded later never overrides one already sent, even if received earlier.
+dedup within a slice. Across slices the first one synced wins, and slices are synced in load order:
+a copy of an id loaded later is a duplicate even if it was received earlier (a limitation: the
+earlier-received copy only wins when it is loaded first or in the same slice). Across days the
+sync's dedup rules apply (an earlier day synced after a later one sends its copy again, which
+Hyperline upserts on `record.id`).
 
 Dialect assumptions: `date_trunc('hour', ...)`, `current_timestamp`, `coalesce`, `LIMIT`, double-
 quoted identifiers and `information_schema.tables` (Postgres and Redshift; Snowflake folds
