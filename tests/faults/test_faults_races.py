@@ -1,0 +1,126 @@
+"""7b/7c. The two races behind "two runs over the same days at once", forced deterministically.
+
+Concurrent subprocesses (scenario 7) hit these only when the timing is unlucky; here the second run is
+started from inside the first one at the exact moment that matters, at the sync_partition level, with
+the real Postgres ledger, moto S3, the hook and the emulator. Whatever run wins, Hyperline must end
+with exactly the first-received copies, each posted once, and the ledger with the manifest's counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from hyperline_sync import tasks
+from hyperline_sync.ledger import PartitionBusyError
+from hyperline_sync.sources import open_source
+from hyperline_sync.sync import SyncJob, sync_partition
+from tests.faults.harness import DAYS, PIPELINE, Harness
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # a hang fails in minutes
+
+
+@pytest.fixture
+def pg_harness(harness: Harness, postgres_url, monkeypatch) -> Harness:
+    url = sa.engine.make_url(postgres_url)
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_PG", json.dumps({
+        "conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username, "schema": url.database}))
+    harness.configure(ledger_conn_id="ledger_pg")
+    harness.ledger_url = postgres_url
+    return harness
+
+
+def make_job(run_id: str, sender=None) -> SyncJob:
+    """What tasks.sync builds for a run, with its own ledger connection."""
+    config, pipeline = tasks.load_pipeline(PIPELINE)
+    return SyncJob(pipeline=pipeline, ledger=tasks.ledger_for(config), source=open_source(pipeline),
+                   state_dir=config.state.dir, output_dir=config.state.output_dir, run_id=run_id, owner=run_id,
+                   sender=sender or tasks.make_sender(pipeline))
+
+
+def sync_or_busy(job: SyncJob, day: dt.date, outcomes: list[str]) -> None:
+    try:
+        sync_partition(job, day)
+        outcomes.append(f"{job.run_id}: done")
+    except PartitionBusyError as exc:
+        outcomes.append(f"{job.run_id}: busy ({exc})")
+
+
+def finish_and_check(h: Harness, outcomes: list[str]) -> None:
+    """Sync whatever is left in order, then: exact events, each posted once, ledger = manifest."""
+    for day in DAYS:
+        sync_partition(make_job("manual__cleanup"), day)
+    h.assert_exact()
+    assert max(h.emulator.post_counts.values()) == 1, (outcomes, [i for i, n in h.emulator.post_counts.items()
+                                                                  if n > 1][:5])
+    h.assert_ledger_matches_manifest()
+
+
+def test_a_run_that_listed_a_partition_before_another_finished_it_does_not_redo_it(pg_harness: Harness):
+    """7b. Run B reads which objects are done; run A then syncs the whole day; then B goes on."""
+    h = pg_harness
+    a, b = make_job("scheduled__2026-04-01T10:00:00+00:00"), make_job("backfill__2026-04-01T00:00:00+00:00")
+    outcomes: list[str] = []
+    done_objects = b.ledger.done_objects
+
+    def stale_done_objects(pipeline: str, partition: str) -> dict[str, str]:
+        before = done_objects(pipeline, partition)
+        if not outcomes:
+            sync_or_busy(a, DAYS[0], outcomes)
+        return before
+
+    b.ledger.done_objects = stale_done_objects  # type: ignore[method-assign]
+    sync_or_busy(b, DAYS[0], outcomes)
+    assert len(outcomes) == 2 and sum(o.endswith("done") for o in outcomes) >= 1, outcomes
+    finish_and_check(h, outcomes)
+    h.record("7b. run B planned before run A finished the day", len(h.manifest.expected_events))
+
+
+def test_a_later_day_is_not_synced_while_another_run_syncs_an_earlier_one(pg_harness: Harness):
+    """7c. Run A has sent day 1's first batch (not yet committed); run B now syncs day 2, whose first
+    lines repeat day 1's messageIds, one with another timestamp (the first copy must win)."""
+    h = pg_harness
+    outcomes: list[str] = []
+    real = tasks.make_sender(tasks.load_pipeline(PIPELINE)[1])
+
+    class InterleavingSender:
+        def send_events(self, events):
+            result = real.send_events(events)
+            if not outcomes:  # right after run A's first send, before its object is committed
+                sync_or_busy(make_job("scheduled__2026-04-02T10:00:00+00:00"), DAYS[1], outcomes)
+            return result
+
+    sync_partition(make_job("backfill__2026-04-01T00:00:00+00:00", sender=InterleavingSender()), DAYS[0])
+    assert len(outcomes) == 1, outcomes
+    finish_and_check(h, outcomes)
+    h.record("7c. day 2 synced while another run syncs day 1", len(h.manifest.expected_events))
+
+
+def test_an_earlier_day_is_not_synced_while_another_run_syncs_a_later_one(pg_harness: Harness):
+    """7d. The mirror image: run B syncs day 2 and, mid-way, run A starts day 1."""
+    h = pg_harness
+    outcomes: list[str] = []
+    real = tasks.make_sender(tasks.load_pipeline(PIPELINE)[1])
+
+    class InterleavingSender:
+        def send_events(self, events):
+            if not outcomes:
+                sync_or_busy(make_job("backfill__2026-04-01T00:00:00+00:00"), DAYS[0], outcomes)
+            return real.send_events(events)
+
+    sync_or_busy(make_job("scheduled__2026-04-02T10:00:00+00:00", sender=InterleavingSender()), DAYS[1], outcomes)
+    assert len(outcomes) == 2, outcomes
+    # Day 2 went first, so it sent its copies of day 1's messageIds (the manifest counts them as
+    # duplicates); day 1's sync then overwrites them: the end state must still be the first copies.
+    for day in DAYS:
+        sync_partition(make_job("manual__cleanup"), day)
+    h.assert_exact()
+    states = h.ledger().partitions(PIPELINE)
+    for day in DAYS:
+        state = states[day.isoformat()]
+        assert state.status == "done" and state.counts.balanced, state
+        assert state.counts.read == h.manifest.by_day[day].read
+    h.record("7d. day 1 synced while another run syncs day 2", len(h.manifest.expected_events))
