@@ -26,13 +26,14 @@ import json
 import os
 import pstats
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from _common import peak_rss_mb  # shared with the other benchmarks: VmHWM, this process's own peak
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DATABASE = "hyperline_bench_warehouse"
@@ -200,13 +201,13 @@ def child(mode: str) -> None:
 
     import hyperline_sync.warehouse  # noqa: F401
 
-    baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline_mb = peak_rss_mb()
     cpu, started = time.process_time(), time.perf_counter()
     result = {"floor": measure_floor, "naive": measure_naive, "ours": measure_ours}[mode]()
     result["seconds"] = time.perf_counter() - started
     result["cpu_seconds"] = time.process_time() - cpu
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["baseline_rss_mb"] = baseline_kb / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["baseline_rss_mb"] = baseline_mb
     print(json.dumps(result))
 
 
