@@ -22,7 +22,7 @@ DOC = """
 Syncs Segment `track` events of pipeline **{name}** into Hyperline, one received day per partition.
 
 * Scheduled hourly: the days overlapping the data interval plus {lookback} day(s) before; only
-  archive objects not yet done (key + ETag) are read.
+  units not yet done are read (archive objects by key + ETag, warehouse load slices by version).
 * Backfill: trigger with `start` and `end` (end exclusive), or use Airflow's backfill.
 * Rerun failed partitions: trigger with `partitions` = `["failed"]` (or explicit days).
 * `dry_run` sends nothing and writes the events it would send next to the run report.
