@@ -104,24 +104,9 @@ def write_config(path: Path, archive: Path, state_dir: Path, pipeline: str = "be
 # --- the emulator, in its own process --------------------------------------------------------------
 
 
-# The stock emulator is `python -m hyperline_sync.emulator`. With `nodelay`, the same main() runs with
-# TCP_NODELAY on its sockets (socketserver's `disable_nagle_algorithm`): http.server writes a response's
-# headers and body in two sends, so with Nagle on, a small body waits for the client's delayed ACK,
-# about 40 ms per request on loopback. That stall is the emulator's, not Hyperline's; it barely touches
-# 5000-event batches but caps one-event-per-request traffic near 22 requests/s.
-_NODELAY_LAUNCHER = (
-    "import sys\n"
-    "import hyperline_sync.emulator as emulator\n"
-    "emulator._Handler.disable_nagle_algorithm = True\n"
-    "sys.exit(emulator.main(sys.argv[1:]))\n"
-)
-
-
-def start_emulator(
-    api_key: str = EMULATOR_KEY, store: bool = True, nodelay: bool = False
-) -> tuple[subprocess.Popen[str], str]:
+def start_emulator(api_key: str = EMULATOR_KEY, store: bool = True) -> tuple[subprocess.Popen[str], str]:
     """The Hyperline emulator in its own process on 127.0.0.1 and a free port; returns (process, url)."""
-    program = ["-c", _NODELAY_LAUNCHER] if nodelay else ["-m", "hyperline_sync.emulator"]
+    program = ["-m", "hyperline_sync.emulator"]
     options = ["--port", "0", "--api-key", api_key, *([] if store else ["--no-store"])]
     proc = subprocess.Popen([sys.executable, *program, *options], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -37,8 +37,8 @@ from bench_pipeline import Emulator, run_parallel, run_pipeline, stage_breakdown
 from bench_source import run_child as run_source_child
 
 FULL = {"lines": 1_000_000, "scaling": [100_000, 1_000_000, 3_000_000], "seed_events": 20_000,
-        "seed_stock_events": 300, "runs": 3, "naive_runs": 1, "reruns": 3}
-QUICK = {"lines": 30_000, "scaling": [10_000, 30_000, 90_000], "seed_events": 2_000, "seed_stock_events": 50,
+        "runs": 3, "naive_runs": 1, "reruns": 3}
+QUICK = {"lines": 30_000, "scaling": [10_000, 30_000, 90_000], "seed_events": 2_000,
          "runs": 1, "naive_runs": 1, "reruns": 1}
 DAYS = 3
 
@@ -152,11 +152,6 @@ def measure(sizes: dict[str, Any], log: Any) -> dict[str, Any]:
                 results["naive"].append(source_reference("naive", main))
         log(f"3. the seed's way: one POST per event, {sizes['seed_events']:,} events ...")
         results["seed"] = seed_way(emulator, main, sizes["seed_events"])
-        stock = Emulator(nodelay=False)
-        try:
-            results["seed_stock"] = seed_way(stock, main, sizes["seed_stock_events"])
-        finally:
-            stock.close()
 
         log("4. scaling ...")
         results["scaling"] = {}
@@ -253,8 +248,6 @@ def render(results: dict[str, Any], info: dict[str, Any], command: str, total_s:
         row("3. naive: pandas.read_json(lines=True) + to_dict", naive),
         row(f"3. seed's way: one POST /v1/events per event ({seed['sent']:,} events)", [seed], cpu_key=None,
             rss_key=None),
-        row(f"3. seed's way against the stock emulator, Nagle stall included ({results['seed_stock']['sent']:,} "
-            "events; not used for the ratios)", [results["seed_stock"]], cpu_key=None, rss_key=None),
     ]
     for lines, runs in results["scaling"].items():
         rows.append(row(f"4. scaling: pipeline, {int(lines):,} lines", runs))
@@ -321,13 +314,9 @@ def render(results: dict[str, Any], info: dict[str, Any], command: str, total_s:
         f"{DAYS} received days, ~650-byte lines, objects of ~100k lines; the generator's realistic mix is "
         "78% billable `track` calls and 22% identify/page/screen/group/alias (read and skipped), so "
         "*events sent* ≈ 0.78 x *lines read*. The Hyperline emulator runs in its own process on 127.0.0.1 "
-        "with `--no-store` (it parses and validates every event, keeps none) and shares the 2 cores. It runs "
-        "with TCP_NODELAY (set by bench/_common.py's launcher; emulator.py is unchanged): the stock emulator "
-        "sends a response's headers and body in two writes, and with Nagle's algorithm on, the body waits "
-        "for the client's delayed ACK, ~40 ms per request on loopback. That stall is the emulator's, not "
-        "Hyperline's; it costs 5000-event batches nothing measurable but would cap the seed's "
-        "one-event-per-request way near 22 requests/s and inflate our ratio over it ~30x (row *stock emulator* "
-        "below shows it).",
+        "with `--no-store` (it parses and validates every event, keeps none) and shares the 2 cores. It sets "
+        "TCP_NODELAY, so a small response is not held back by Nagle's algorithm (which would otherwise add "
+        "~40 ms to each of the seed's one-event requests and inflate our ratio over it).",
         "",
         "Shared machine: *load1* is `os.getloadavg()[0]` right before and after the measurement; "
         "*others' CPU* is the machine's busy CPU during the measurement minus this benchmark's own processes "
@@ -375,7 +364,6 @@ def reading(results: dict[str, Any]) -> str:
     needed = p["sent"] / TARGETS["events_per_s"]
     scaling = {int(k): v for k, v in results["scaling"].items()}
     baseline = max(r["baseline_rss_mb"] for runs in scaling.values() for r in runs)
-    stock = results["seed_stock"]
     p_events_s, seed_events_s = p["sent"] / p["seconds"], seed["sent"] / seed["seconds"]
     idle = [*results["dagrun_again"]]
     waits = sum(r["reschedules"] for r in idle)
@@ -401,8 +389,7 @@ def reading(results: dict[str, Any]) -> str:
         f"**Seed.** One POST per event on loopback costs ~{seed['seconds'] / seed['sent'] * 1000:.2f} ms "
         f"per event (requests + the emulator's per-request work on the same 2 cores): "
         f"{seed_events_s:,.0f} events/s, so ours is {p_events_s / seed_events_s:.0f}x "
-        f"that. Against the stock emulator, whose ~40 ms Nagle stall per response would count against "
-        f"the seed, it would read {p_events_s / (stock['sent'] / stock['seconds']):,.0f}x. A real network "
+        f"that. A real network "
         "adds a round trip to every one of the seed's requests and to every one of our batches of 5,000, "
         "so over a real link the gap widens; that is not measured here.",
         f"**Requests.** {p['requests']:,} requests for {p['sent']:,} events: batches of 5,000 "
@@ -499,7 +486,7 @@ def profile_notes(results: dict[str, Any]) -> str:
 
 def noise_notes(results: dict[str, Any]) -> str:
     measured = [results["dagrun_first"], *results["dagrun_again"], *results["pipeline"], *results["floor"],
-                *results["naive"], results["seed"], results["seed_stock"], results["parallel"], *results["serial"],
+                *results["naive"], results["seed"], results["parallel"], *results["serial"],
                 *(r for runs in results["scaling"].values() for r in runs)]
     loads = [m[k] for m in measured for k in ("load_before", "load_after")]
     others = [m["others_cores"] for m in measured]

@@ -9,7 +9,7 @@ Each run is a fresh subprocess with fresh state (ledger, dedup ids, reports) tha
 `hyperline_sync.sync.sync_partition` once per day with a SyncJob built the way `tasks.sync` builds it
 (SQLite ledger, circuit breaker, the real HyperlineHook with the pipeline's tuning), against the
 Hyperline emulator in its own process (`--no-store`: it parses, validates and counts every event,
-keeps none; TCP_NODELAY, see bench/_common.py) on 127.0.0.1. Peak RSS is the child's ru_maxrss: the
+keeps none; it sets TCP_NODELAY) on 127.0.0.1. Peak RSS is the child's ru_maxrss: the
 whole process, imports included.
 """
 
@@ -93,11 +93,10 @@ def child(config_path: Path, days: list[dt.date], profile: Path | None) -> None:
 
 
 class Emulator:
-    """The emulator subprocess (`--no-store`; TCP_NODELAY, see _common), its URL and a psutil handle."""
+    """The emulator subprocess (`--no-store`), its URL and a psutil handle."""
 
-    def __init__(self, store: bool = False, nodelay: bool = True) -> None:
-        self.nodelay = nodelay
-        self.proc, self.url = start_emulator(store=store, nodelay=nodelay)
+    def __init__(self, store: bool = False) -> None:
+        self.proc, self.url = start_emulator(store=store)
         self.ps = psutil.Process(self.proc.pid)
 
     def cpu(self) -> float:

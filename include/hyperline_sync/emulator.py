@@ -446,6 +446,9 @@ def _seconds_header(seconds: float) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the hook's session expects
+    # http.server writes headers and body in two sends; with Nagle on, the body waits ~40 ms for the
+    # client's delayed ACK, which would cap one-event-per-request traffic near 22 requests/s.
+    disable_nagle_algorithm = True
     server_version = "HyperlineEmulator/1.0"
     emulator: Emulator
 
