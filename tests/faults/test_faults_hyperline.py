@@ -68,10 +68,12 @@ def test_hyperline_down_opens_the_breaker_and_a_rerun_after_recovery_completes(h
     report = h.report(down.run_id)
     assert report["status"] == "failed"
     assert report["failed_partitions"] == [d.isoformat() for d in DAYS]
-    for part in report["partitions"]:  # the last try of every partition was stopped by the breaker
-        assert "CircuitOpenError: circuit breaker open until" in part["error"], part["error"]
-        assert "batches in a row failed after retries" in part["error"]
-        assert "HTTP 503" in part["error"]  # and it says what Hyperline answered
+    # Each day's last try either gave up itself or was stopped by the open breaker: which one depends
+    # on the order dag.test runs the retries in. Both say why, and at least one day met the breaker.
+    errors = [part["error"] for part in report["partitions"]]
+    assert all("HTTP 503" in e and ("CircuitOpenError" in e or "HyperlineUnavailableError" in e) for e in errors)
+    stopped = [e for e in errors if "CircuitOpenError: circuit breaker open until" in e]
+    assert stopped and all("batches in a row failed after retries" in e for e in stopped)
     ledger = h.ledger()
     failures, open_until, last_error = ledger.breaker(PIPELINE)
     assert failures == OUTAGE_TUNING["breaker_failures"] and open_until > dt.datetime.now(dt.UTC)
@@ -79,7 +81,8 @@ def test_hyperline_down_opens_the_breaker_and_a_rerun_after_recovery_completes(h
     states = ledger.partitions(PIPELINE)
     for day in DAYS:
         state = states[day.isoformat()]
-        assert state.status == FAILED and "circuit breaker open" in state.last_error
+        assert state.status == FAILED
+        assert "circuit breaker open" in state.last_error or "unavailable" in state.last_error
         assert state.counts.sent == 0 and state.objects_done == 0 and state.claimed_by is None
         # Nothing Hyperline did not acknowledge is marked done, nor remembered for dedup.
         assert [o for o in ledger.objects(PIPELINE, day.isoformat()) if o["status"] == DONE] == []
