@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 
-from hyperline_sync.deadletter import read_dead_letters
 from hyperline_sync.emulator import Emulator
 from hyperline_sync.ledger import Ledger
 from hyperline_sync.sample_archive import SampleManifest, day_folder_ms, generate_archive
-from tests.conftest import REPO
+from tests.dag_runs import all_dead_letters, read_report, run_dag
 
 DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(3)]
 API_KEY = "test_e2e_secret_key"
@@ -48,24 +46,16 @@ class Harness:
     s3: Any
 
     def run(self, conf: dict | None = None, **kwargs):
-        from airflow.dag_processing.dagbag import DagBag
-
-        bag = DagBag(dag_folder=str(REPO / "dags" / "segment_to_hyperline.py"))
-        assert bag.import_errors == {}
-        return bag.get_dag(DAG_ID).test(run_conf=conf, **kwargs)
+        return run_dag(DAG_ID, conf, **kwargs)
 
     def report(self, dag_run) -> dict:
-        path = self.state_dir / "reports" / PIPELINE / "runs"
-        matches = [p for p in path.glob("*/report.json") if orjson.loads(p.read_bytes())["run_id"] == dag_run.run_id]
-        assert len(matches) == 1, f"no report for {dag_run.run_id}"
-        return orjson.loads(matches[0].read_bytes())
+        return read_report(self.state_dir / "reports", PIPELINE, dag_run.run_id)
 
     def ledger(self) -> Ledger:
         return Ledger.sqlite(self.state_dir / "ledger.db")
 
     def dead_letters(self) -> list[dict]:
-        return [row for p in sorted((self.state_dir / "reports").rglob("*.jsonl.gz")) if "dead_letters" in str(p)
-                for row in read_dead_letters(p)]
+        return all_dead_letters(self.state_dir / "reports")
 
 
 @pytest.fixture

@@ -15,14 +15,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 import pytest
 import yaml
 
-from hyperline_sync.deadletter import read_dead_letters
 from hyperline_sync.emulator import Emulator
 from hyperline_sync.ledger import Ledger
-from tests.conftest import REPO
+from tests.dag_runs import all_dead_letters, read_report, run_dag
 from tests.integration.test_warehouse_postgres import (
     CONN_ID,
     D1,
@@ -54,24 +52,16 @@ class Harness:
     state_dir: Path
 
     def run(self, conf: dict | None = None, **kwargs):
-        from airflow.dag_processing.dagbag import DagBag
-
-        bag = DagBag(dag_folder=str(REPO / "dags" / "segment_to_hyperline.py"))
-        assert bag.import_errors == {}
-        return bag.get_dag(DAG_ID).test(run_conf=conf, **kwargs)
+        return run_dag(DAG_ID, conf, **kwargs)
 
     def report(self, dag_run) -> dict:
-        path = self.state_dir / "reports" / PIPELINE / "runs"
-        matches = [p for p in path.glob("*/report.json") if orjson.loads(p.read_bytes())["run_id"] == dag_run.run_id]
-        assert len(matches) == 1, f"no report for {dag_run.run_id}"
-        return orjson.loads(matches[0].read_bytes())
+        return read_report(self.state_dir / "reports", PIPELINE, dag_run.run_id)
 
     def partitions(self, dag_run) -> dict[str, dict]:
         return {p["partition"]: p for p in self.report(dag_run)["partitions"]}
 
     def dead_letters(self) -> list[dict]:
-        return [row for p in sorted((self.state_dir / "reports").rglob("*.jsonl.gz")) if "dead_letters" in str(p)
-                for row in read_dead_letters(p)]
+        return all_dead_letters(self.state_dir / "reports")
 
     def ledger(self) -> Ledger:
         return Ledger.sqlite(self.state_dir / "ledger.db")

@@ -29,6 +29,7 @@ from hyperline_sync.emulator import Emulator
 from hyperline_sync.ledger import COUNT_FIELDS, DONE, Counts, Ledger
 from hyperline_sync.sample_archive import SampleManifest
 from tests.conftest import REPO
+from tests.dag_runs import read_report, run_dag
 
 DAYS = [dt.date(2026, 4, 1) + dt.timedelta(days=i) for i in range(3)]
 EVENTS_PER_DAY = 9000  # non-empty lines a day: ~21,000 deliverable events over the 3 days
@@ -130,11 +131,7 @@ class Harness:
     # -- running --------------------------------------------------------------------------------
     def run(self, conf: dict | None = None, **kwargs: Any):
         """One real DagRun (dag.test): plan -> mapped sync -> summarize."""
-        from airflow.dag_processing.dagbag import DagBag
-
-        bag = DagBag(dag_folder=str(REPO / "dags" / "segment_to_hyperline.py"))
-        assert bag.import_errors == {}
-        dag_run = bag.get_dag(DAG_ID).test(run_conf=conf, **kwargs)
+        dag_run = run_dag(DAG_ID, conf, **kwargs)
         self.evidence.run_ids.append(dag_run.run_id)
         return dag_run
 
@@ -159,10 +156,7 @@ class Harness:
         return self.state_dir / "reports"
 
     def report(self, run_id: str) -> dict:
-        runs = self.reports_dir() / PIPELINE / "runs"
-        matches = [p for p in runs.glob("*/report.json") if orjson.loads(p.read_bytes())["run_id"] == run_id]
-        assert len(matches) == 1, f"no report for {run_id}"
-        return orjson.loads(matches[0].read_bytes())
+        return read_report(self.reports_dir(), PIPELINE, run_id)
 
     def outcome(self, run_id: str, day: dt.date) -> dict:
         from hyperline_sync.report import run_dir

@@ -19,13 +19,6 @@ from hyperline_sync.ledger import (
 TTL = dt.timedelta(minutes=5)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger(request, tmp_path) -> Ledger:
-    if request.param == "sqlite":
-        return Ledger.sqlite(tmp_path / "ledger.db")
-    return Ledger(request.getfixturevalue("postgres_url"))
-
-
 def test_claim_blocks_other_runs_until_released(ledger):
     ledger.claim("p", "2026-11-01", "run-a", TTL, run_id="a")
     with pytest.raises(PartitionBusyError, match="run-a"):

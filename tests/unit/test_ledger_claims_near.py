@@ -5,19 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import pytest
 import sqlalchemy as sa
 
 from hyperline_sync.ledger import DONE, FAILED, PENDING, RUNNING, Ledger
 
 TTL = dt.timedelta(minutes=5)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger(request, tmp_path) -> Ledger:
-    if request.param == "sqlite":
-        return Ledger.sqlite(tmp_path / "ledger.db")
-    return Ledger(request.getfixturevalue("postgres_url"))
 
 
 def test_live_claims_lists_other_owners_unexpired_claims_only(ledger):
