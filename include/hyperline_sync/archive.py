@@ -61,11 +61,6 @@ _DAY_FOLDER = re.compile(r"^\d{13}$")
 class ArchiveReadError(UnitReadError):
     """An object or listing could not be read. `key` is the object key (or listed prefix)."""
 
-    def __init__(self, key: str, reason: str) -> None:
-        self.key = key
-        self.reason = reason
-        super().__init__(f"{key}: {reason}")
-
 
 @dataclass(frozen=True)
 class ArchiveObject:

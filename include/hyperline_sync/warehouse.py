@@ -98,11 +98,6 @@ _REQUIRED = ("id", "received_at", "uuid_ts", "timestamp", "event_text")
 class WarehouseReadError(UnitReadError):
     """A slice (or the listing of a day) could not be read. `key` names the slice or the table."""
 
-    def __init__(self, key: str, reason: str) -> None:
-        self.key = key
-        self.reason = reason
-        super().__init__(f"{key}: {reason}")
-
 
 @dataclass(frozen=True)
 class WarehouseUnit:
