@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from hyperline_sync.cli import PreviewResult
 from hyperline_sync.config import PipelineConfig, parse_config
 from hyperline_sync.errors import UnitReadError
 from hyperline_sync.ledger import Ledger
@@ -245,24 +246,16 @@ def pipeline_config(tmp_path: Path, *, events: list[str] | None = None, mapping:
     return raw, parse_config(raw).pipelines[0]
 
 
-@dataclass
-class Accepted:
-    accepted: int
-    failed: list = field(default_factory=list)
-    requests: int = 1
-    retries: int = 0
-
-
 class Recorder:
     """A Sender that accepts everything and keeps what it was given (the HTTP side is tested elsewhere)."""
 
     def __init__(self) -> None:
         self.events: list[dict] = []
 
-    def send_events(self, events: Iterable[dict]) -> Accepted:
+    def send_events(self, events: Iterable[dict]) -> PreviewResult:
         events = list(events)
         self.events.extend(events)
-        return Accepted(len(events))
+        return PreviewResult(accepted=len(events))
 
     def by_id(self) -> dict[str, tuple]:
         return {e["record"]["id"]: (e["customer_id"], e["event_type"], e["timestamp"], e["record"])
