@@ -15,6 +15,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -102,6 +103,32 @@ def write_config(path: Path, archive: Path, state_dir: Path, pipeline: str = "be
 
 
 # --- the emulator, in its own process --------------------------------------------------------------
+
+
+def read_and_dedup(source: Any, day: date, chunk_size: int) -> dict[str, int]:
+    """The source path without HTTP, as sync_partition runs it: units -> transformed chunks -> dedup.
+
+    `source` is any hyperline_sync PartitionSource (the archive or the warehouse); ids are committed
+    per unit into a throwaway state dir, so dedup costs what it costs in a real run.
+    """
+    from hyperline_sync.dedup import SeenIds
+
+    totals = {"read": 0, "events": 0, "rejected": 0, "skipped": 0, "duplicates": 0, "units": 0}
+    with tempfile.TemporaryDirectory() as state:
+        seen = SeenIds(Path(state), "bench", day, 7)
+        for unit in source.list_units(day):
+            totals["units"] += 1
+            delivered: list[str] = []
+            for result in source.chunks(unit, chunk_size):
+                fresh, duplicates = seen.filter(result.events)
+                delivered.extend(fresh["message_id"].tolist())
+                totals["read"] += result.read
+                totals["events"] += len(fresh)
+                totals["rejected"] += result.rejected
+                totals["skipped"] += result.skipped
+                totals["duplicates"] += duplicates
+            seen.commit_object(unit.key, delivered)
+    return totals
 
 
 def start_emulator(api_key: str = EMULATOR_KEY, store: bool = True) -> tuple[subprocess.Popen[str], str]:

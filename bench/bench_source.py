@@ -7,7 +7,7 @@ Generates one-day archives (~650-byte lines, no nasty cases) into bench/data/ on
 each run in a fresh subprocess so peak RSS belongs to that run alone:
 - floor: gunzip + orjson.loads of every line (the least any reader must do);
 - naive: pandas.read_json(lines=True) + to_dict("records") per object;
-- ours: list_partition + iter_line_chunks + transform_chunk + SeenIds.filter/commit_object (no HTTP).
+- ours: ArchiveSource (list_partition + iter_line_chunks + transform_chunk) + SeenIds, as the sync runs it (no HTTP).
 Prints wall time (best of --runs), lines/s, the ratio to the floor and peak RSS (largest of the runs).
 """
 
@@ -20,12 +20,18 @@ import json
 import pstats
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from pathlib import Path
 
-from _common import DAY, SOURCE_ID, archive_for, gz_objects, peak_rss_mb  # shared with the other benchmarks
+from _common import (  # shared with the other benchmarks
+    DAY,
+    SOURCE_ID,
+    archive_for,
+    gz_objects,
+    peak_rss_mb,
+    read_and_dedup,
+)
 
 CHUNK_LINES = 50_000  # the config's default tuning.chunk_size
 MODES = ("floor", "naive", "ours")
@@ -60,31 +66,12 @@ def measure_naive(root: Path) -> dict:
 
 
 def measure_ours(root: Path) -> dict:
-    from hyperline_sync.archive import iter_line_chunks, list_partition, open_store
-    from hyperline_sync.config import S3ArchiveSourceConfig
-    from hyperline_sync.dedup import SeenIds
-    from hyperline_sync.mapping import MappingConfig
-    from hyperline_sync.transform import transform_chunk
+    from hyperline_sync.config import PipelineConfig, S3ArchiveSourceConfig
+    from hyperline_sync.sources import ArchiveSource
 
     source = S3ArchiveSourceConfig(url=f"file://{root}", source_id=SOURCE_ID)
-    store = open_store(source)
-    mapping = MappingConfig()
-    totals = {"lines": 0, "events": 0, "rejected": 0, "skipped": 0, "duplicates": 0}
-    with tempfile.TemporaryDirectory() as state:
-        seen = SeenIds(Path(state), "bench", DAY, 7)
-        for obj in list_partition(store, source, DAY):
-            delivered: list[str] = []
-            for chunk in iter_line_chunks(store, obj, CHUNK_LINES):
-                result = transform_chunk(chunk, mapping)
-                fresh, duplicates = seen.filter(result.events)
-                delivered.extend(fresh["message_id"].tolist())
-                totals["lines"] += result.read
-                totals["events"] += len(fresh)
-                totals["rejected"] += result.rejected
-                totals["skipped"] += result.skipped
-                totals["duplicates"] += duplicates
-            seen.commit_object(obj.key, delivered)
-    return totals
+    totals = read_and_dedup(ArchiveSource(PipelineConfig(name="bench", source=source)), DAY, CHUNK_LINES)
+    return {"lines": totals.pop("read"), **totals}
 
 
 def child(mode: str, root: Path) -> None:

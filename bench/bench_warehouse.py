@@ -33,7 +33,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from _common import peak_rss_mb  # shared with the other benchmarks: VmHWM, this process's own peak
+from _common import peak_rss_mb, read_and_dedup  # shared with the other benchmarks
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DATABASE = "hyperline_bench_warehouse"
@@ -171,26 +171,10 @@ def measure_naive() -> dict:
 
 
 def measure_ours() -> dict:
-    from hyperline_sync.dedup import SeenIds
     from hyperline_sync.warehouse import WarehouseSource
 
-    source = WarehouseSource(pipeline())
-    totals = {"rows": 0, "events": 0, "rejected": 0, "skipped": 0, "duplicates": 0, "units": 0}
-    with tempfile.TemporaryDirectory() as state:
-        seen = SeenIds(Path(state), "bench", DAY, 7)
-        for unit in source.list_units(DAY):
-            totals["units"] += 1
-            delivered: list[str] = []
-            for result in source.chunks(unit, CHUNK_ROWS):
-                fresh, duplicates = seen.filter(result.events)
-                delivered.extend(fresh["message_id"].tolist())
-                totals["rows"] += result.read
-                totals["events"] += len(fresh)
-                totals["rejected"] += result.rejected
-                totals["skipped"] += result.skipped
-                totals["duplicates"] += duplicates
-            seen.commit_object(unit.key, delivered)
-    return totals
+    totals = read_and_dedup(WarehouseSource(pipeline()), DAY, CHUNK_ROWS)
+    return {"rows": totals.pop("read"), **totals}
 
 
 def child(mode: str) -> None:
