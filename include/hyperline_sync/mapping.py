@@ -194,6 +194,8 @@ _SCALARS = frozenset({str, int, float, bool})
 def is_record_value(value: Any) -> bool:
     """True for the value types Hyperline accepts in `record` (homogeneous scalar arrays only)."""
     kind = type(value)
+    if kind is float:
+        return value - value == 0.0  # finite
     return kind in _SCALARS or (kind is list and _homogeneous_scalars(value))
 
 
@@ -204,7 +206,10 @@ def _homogeneous_scalars(items: list[Any]) -> bool:
         kind = type(item)
         if kind is int:
             kind = float
-        elif kind is not str and kind is not float and kind is not bool:
+        elif kind is float:
+            if item - item != 0.0:  # NaN or infinity (a warehouse's JSON can hold 1e999)
+                return False
+        elif kind is not str and kind is not bool:
             return False
         if first is None:
             first = kind
@@ -238,7 +243,7 @@ def _flatten_all(properties: dict, prefix: str, record: dict) -> int:
         if (
             kind is str
             or kind is int
-            or kind is float
+            or (kind is float and value - value == 0.0)  # finite
             or kind is bool
             or (kind is list and _homogeneous_scalars(value))
         ):

@@ -443,6 +443,17 @@ def nasty_cases(w: MessageWriter, day_index: int, objects: int) -> list[tuple[in
     add(without("messageId", "missing_message_id"))
     add(without("event", "missing_event"))
 
+    def blank(field_name: str, reason: str) -> Callable[[int, DayState], Line]:
+        def make(ms: int, _state: DayState) -> Line:
+            message, _, _ = w.track(ms)
+            message[field_name] = " \t"
+            return _rejected(orjson.dumps(message), reason)
+
+        return make
+
+    add(blank("messageId", "missing_message_id"))
+    add(blank("event", "missing_event"))
+
     def swift_original_timestamp(ms: int, _state: DayState) -> Line:
         message, flat, dropped = w.track(ms)
         message["originalTimestamp"] = iso_ms(ms)[:19] + ".029:Z"

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from hyperline_provider.events import validate_event
 from hyperline_sync.config import S3ArchiveSourceConfig
 from hyperline_sync.sample_archive import SampleManifest
 
@@ -72,6 +73,8 @@ def test_delivered_events_are_the_manifest_first_copies(
     for event in delivered:
         assert event["record"]["id"] == event["message_id"]
         assert isinstance(event["customer_id"], str) and isinstance(event["timestamp"], str)
+        # the sync sends these `prevalidated`: the hook's own check must have nothing to say
+        assert validate_event(event) is None, event
 
 
 def test_the_result_does_not_depend_on_the_chunk_size(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -113,6 +114,13 @@ def test_default_record_flattens_and_drops_what_hyperline_rejects() -> None:
     }
     # plan.seats, products, mixed, nested_list, bools_and_ints, coupon
     assert dropped == 6
+
+
+@pytest.mark.parametrize("rule", [PropertyRule(), PropertyRule(include=frozenset({"a", "b", "c", "ok"}))])
+def test_non_finite_numbers_are_dropped(rule: PropertyRule) -> None:
+    # JSON cannot hold them, but a warehouse's JSON column can (1e999 reads as infinity)
+    properties = {"a": math.inf, "b": math.nan, "c": [1.0, -math.inf], "ok": [1, 2.5]}
+    assert record_of(properties, rule) == ({"ok": [1, 2.5], "id": "msg-1"}, 3)
 
 
 def test_property_named_id_never_replaces_the_message_id() -> None:
