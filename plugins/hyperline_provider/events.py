@@ -1,4 +1,4 @@
-"""Client-side validation and serialisation of Hyperline BillableEvents, one event at a time.
+"""Client-side validation of Hyperline BillableEvents, one event at a time, and their wire form.
 
 The rules follow Hyperline's ``POST /v1/events/batch`` schema, read strictly so that an event Hyperline
 might reject never leaves the process:
@@ -187,21 +187,16 @@ def _calendar_ok(timestamp: str) -> bool:
     return True
 
 
-def encode_event(event: Mapping[str, Any]) -> bytes:
-    """Serialise a validated event to JSON: its four BillableEvent fields, nothing else.
+def wire_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """What is sent for a validated event: a plain dict of its four BillableEvent fields, nothing else.
 
-    Raises ``orjson.JSONEncodeError`` for what validation cannot see (non-string keys, huge ints).
+    Encode with ``orjson.dumps(..., option=DUMPS_OPTIONS)``, which raises ``orjson.JSONEncodeError`` for
+    what validation cannot see (non-string keys, huge ints).
     """
-    if type(event) is dict and len(event) == 4:
-        # validate_event saw all four fields, so a 4-key dict holds exactly them: send it as is.
-        return orjson.dumps(event, option=DUMPS_OPTIONS)
     record = event["record"]
-    return orjson.dumps(
-        {
-            "customer_id": event["customer_id"],
-            "event_type": event["event_type"],
-            "timestamp": event["timestamp"],
-            "record": record if type(record) is dict else dict(record),
-        },
-        option=DUMPS_OPTIONS,
-    )
+    return {
+        "customer_id": event["customer_id"],
+        "event_type": event["event_type"],
+        "timestamp": event["timestamp"],
+        "record": record if type(record) is dict else dict(record),
+    }

@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-from hyperline_provider.events import encode_event, validate_event
+from hyperline_provider.events import DUMPS_OPTIONS, validate_event, wire_event
 
 
 def event(**overrides: Any) -> dict[str, Any]:
@@ -91,22 +91,26 @@ def test_invalid_events_have_a_precise_reason(candidate: Any, reason: str) -> No
     assert validate_event(candidate) == reason
 
 
-def test_encode_sends_exactly_the_four_fields_and_leaves_the_event_alone() -> None:
+def encode(candidate: Any) -> bytes:
+    return orjson.dumps(wire_event(candidate), option=DUMPS_OPTIONS)
+
+
+def test_the_wire_form_is_exactly_the_four_fields_and_leaves_the_event_alone() -> None:
     original = {**event(), "line_no": 7, "message_id": "m1"}
     snapshot = orjson.dumps(original)
 
-    sent = orjson.loads(encode_event(original))
+    sent = orjson.loads(encode(original))
 
     assert sent == event()
     assert orjson.dumps(original) == snapshot
 
 
-def test_encode_writes_numpy_values_and_mappings() -> None:
-    sent = orjson.loads(encode_event(MappingProxyType(record(n=np.int64(3), flag=np.bool_(True)))))
+def test_the_wire_form_encodes_numpy_values_and_mappings() -> None:
+    sent = orjson.loads(encode(MappingProxyType(record(n=np.int64(3), flag=np.bool_(True)))))
 
     assert sent["record"] == {"id": "r1", "n": 3, "flag": True}
 
 
 def test_encode_raises_on_what_validation_cannot_see() -> None:
     with pytest.raises(orjson.JSONEncodeError):
-        encode_event(record(**{"big": 2**64}))
+        encode(record(**{"big": 2**64}))

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 import requests
 
@@ -22,6 +23,8 @@ from hyperline_provider.hooks.hyperline import (
     HyperlineRequestError,
     HyperlineUnavailableError,
     SendResult,
+    _failed_member,
+    _read_batch_answer,
 )
 from hyperline_provider.throttle import RateLimiter
 from hyperline_sync.emulator import Emulator, Faults
@@ -189,6 +192,39 @@ def test_an_event_too_big_for_the_byte_cap_fails_alone(emulator: Emulator, make_
     assert "over the 2000-byte request cap" in result.failed[0].reason
 
 
+def test_prevalidated_events_skip_the_check_and_hyperline_isolates_a_bad_one(emulator: Emulator, make_hook) -> None:
+    events = make_events(9)
+    events[4]["timestamp"] = "yesterday"  # what the check would have caught; Hyperline refuses it
+
+    result = make_hook().send_events(iter(events), prevalidated=True)
+
+    assert result.accepted == 8
+    failed = [(f.event["record"]["id"], f.reason.split(":")[0]) for f in result.failed]
+    assert failed == [("e4", "rejected_by_hyperline")]
+    assert result.batches == result.requests == 1  # Hyperline named it in the 201's events_failed
+    assert sorted(emulator.events) == sorted(f"e{i}" for i in range(9) if i != 4)
+
+
+def test_prevalidated_events_are_cut_to_the_batch_size_and_the_byte_cap(emulator: Emulator, make_hook) -> None:
+    result = make_hook(batch_size=30, max_batch_bytes=2000).send_events(make_events(100), prevalidated=True)
+
+    assert result.accepted == 100 and result.failed == []
+    assert result.requests == result.batches > 100 // 30 + 1
+    assert emulator.stats()["max_request_bytes"] <= 2000
+    assert emulator.stats()["max_request_events"] <= 30
+
+
+def test_an_event_orjson_cannot_encode_fails_alone(emulator: Emulator, make_hook) -> None:
+    events = make_events(5)
+    events[2]["record"]["big"] = 2**64
+
+    result = make_hook().send_events(events)
+
+    assert result.accepted == 4
+    assert [f.event["record"]["id"] for f in result.failed] == ["e2"]
+    assert result.failed[0].reason.startswith("invalid_event: not JSON-serialisable")
+
+
 # ----------------------------------------------------------------------------- streaming and limits
 
 
@@ -244,6 +280,41 @@ def test_events_failed_in_a_201_are_rejected_the_rest_accepted(emulator: Emulato
     assert {f.reason for f in result.failed} == {"rejected_by_hyperline"}
     assert_all_answered(result, 10)
     assert len(emulator.events) == 7
+
+
+def event_json(record_id: str, **extra: Any) -> dict[str, Any]:
+    record = {"id": record_id, **extra}
+    return {"customer_id": "c", "event_type": "t", "timestamp": "2026-11-20T10:00:00Z", "record": record}
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # the usual order: only the events_failed member is parsed
+        ({"events_created": [event_json("a")], "events_failed": [event_json("b")]}, ({"b"}, 0)),
+        ({"events_created": [event_json("a")], "events_failed": []}, (set(), 0)),
+        # a created event with a property named events_failed must not be taken for the member
+        ({"events_failed": [event_json("b")], "events_created": [event_json("a", events_failed=["z"])]}, ({"b"}, 0)),
+        ({"events_created": [event_json("a", events_failed=[])], "events_failed": [{"record": {}}]}, (set(), 1)),
+        ({"events_failed": []}, None),
+        ({"events_created": [], "events_failed": "none"}, None),
+    ],
+)
+def test_batch_answers_are_read_whatever_their_member_order(answer: dict, expected: tuple | None) -> None:
+    assert _read_batch_answer(json.dumps(answer).encode()) == expected
+    assert _read_batch_answer(json.dumps(answer, separators=(",", ":")).encode()) == expected
+
+
+def test_only_the_failed_member_is_parsed_when_it_comes_last() -> None:
+    created = [event_json(f"a{i}", events_failed=["x"]) for i in range(3)]
+    usual = orjson.dumps({"events_created": created, "events_failed": [event_json("b")]})
+    assert _failed_member(usual) == [event_json("b")]
+    assert _failed_member(orjson.dumps({"events_failed": [], "events_created": created})) is None
+
+
+def test_a_truncated_answer_is_not_an_answer() -> None:
+    content = json.dumps({"events_created": [event_json("a")], "events_failed": []}).encode()
+    assert _read_batch_answer(content[:-1]) is None
 
 
 def test_429_waits_retry_after_then_resends(emulator: Emulator, make_hook) -> None:
