@@ -40,7 +40,7 @@ class FileSender:
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
 
-    def send_events(self, events: Iterable[Mapping]) -> PreviewResult:
+    def send_events(self, events: Iterable[Mapping], *, prevalidated: bool = False) -> PreviewResult:
         count = 0
         for event in events:
             self.out.write(orjson.dumps(event) + b"\n")

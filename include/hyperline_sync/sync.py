@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -47,7 +48,7 @@ class SendOutcome(Protocol):
 class Sender(Protocol):
     """What the sync needs of a Hyperline client (HyperlineHook satisfies it)."""
 
-    def send_events(self, events: Iterable[Mapping]) -> SendOutcome: ...
+    def send_events(self, events: Iterable[Mapping], *, prevalidated: bool = False) -> SendOutcome: ...
 
 
 EventSink = Callable[[str, list[dict]], None]
@@ -81,9 +82,13 @@ class SyncJob:
 
 
 def to_events(frame: pd.DataFrame) -> list[dict]:
-    """Hyperline event dicts from the transform's columns (column-wise, no per-row pandas access)."""
+    """Hyperline event dicts from the transform's columns (column-wise, no per-row pandas access;
+    a dict display is twice as fast as dict(zip(...)) here)."""
     columns = [frame[name].tolist() for name in EVENT_FIELDS]
-    return [dict(zip(EVENT_FIELDS, values, strict=True)) for values in zip(*columns, strict=True)]
+    return [
+        {"customer_id": customer_id, "event_type": event_type, "timestamp": timestamp, "record": record}
+        for customer_id, event_type, timestamp, record in zip(*columns, strict=True)
+    ]
 
 
 def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
@@ -161,7 +166,12 @@ def _claim(job: SyncJob, day: dt.date) -> None:
 
 
 class _ObjectSync:
-    """The sync of one unit (an archive object): its chunks, counts, dead letters and delivered ids."""
+    """The sync of one unit (an archive object): its chunks, counts, dead letters and delivered ids.
+
+    A chunk's events are sent from a worker thread while the main thread reads and transforms the
+    next chunk: one send at a time, settled (counted, dead-lettered, breaker updated) in the main
+    thread before the next starts, so at most two chunks of events are held at once.
+    """
 
     def __init__(self, job: SyncJob, obj: Unit, seen: SeenIds, outcome: PartitionOutcome) -> None:
         self.job, self.obj, self.seen, self.outcome = job, obj, seen, outcome
@@ -172,20 +182,27 @@ class _ObjectSync:
         )
         self.counts = Counts()
         self.delivered: list[str] = []
+        self.in_flight: tuple[Future[SendOutcome], pd.DataFrame] | None = None
 
     def run(self) -> Counts:
         job, obj = self.job, self.obj
-        try:
-            for result in job.source.chunks(obj, job.pipeline.tuning.chunk_size):
-                self._chunk(result)
-                if not job.dry_run:
-                    job.ledger.renew(job.pipeline.name, self.partition, job.owner, job.claim_ttl)
-        except BaseException as exc:
-            self.letters.discard()
-            if isinstance(exc, UnitReadError) and not job.dry_run:
-                job.ledger.record_object(job.pipeline.name, self.partition, obj.key, obj.etag, FAILED, self.counts,
-                                         job.run_id, error=str(exc))
-            raise
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-send") as pool:
+            try:
+                for result in job.source.chunks(obj, job.pipeline.tuning.chunk_size):
+                    self._chunk(result, pool)
+                    if not job.dry_run:
+                        job.ledger.renew(job.pipeline.name, self.partition, job.owner, job.claim_ttl)
+                self._settle()
+            except BaseException as exc:
+                if self.in_flight is not None:
+                    # Count what the send in flight delivered, as if it had ended before the error.
+                    with contextlib.suppress(Exception):
+                        self._settle()
+                self.letters.discard()
+                if isinstance(exc, UnitReadError) and not job.dry_run:
+                    job.ledger.record_object(job.pipeline.name, self.partition, obj.key, obj.etag, FAILED,
+                                             self.counts, job.run_id, error=str(exc))
+                raise
         path = self.letters.close()
         if path is not None:
             self.outcome.dead_letters.append(str(path))
@@ -196,7 +213,7 @@ class _ObjectSync:
         log.info("object %s: %s", obj.key, self.counts.as_dict())
         return self.counts
 
-    def _chunk(self, result: ChunkResult) -> None:
+    def _chunk(self, result: ChunkResult, pool: ThreadPoolExecutor) -> None:
         job, counts = self.job, self.counts
         for reject in result.rejects:
             self.letters.add(reject["reason"], reject.get("line_no"), event=reject.get("event"),
@@ -215,7 +232,26 @@ class _ObjectSync:
             if job.event_sink is not None:
                 job.event_sink(self.partition, events)
             return
-        sent = self._send(events)
+        self._settle()
+        if job.breaker is not None:
+            job.breaker.check()
+        future = pool.submit(job.sender.send_events, events, prevalidated=True)
+        self.in_flight = future, fresh[["message_id", "line_no"]]
+
+    def _settle(self) -> None:
+        """Wait for the send in flight, if any, and account for its outcome."""
+        if self.in_flight is None:
+            return
+        (future, fresh), self.in_flight = self.in_flight, None
+        breaker = self.job.breaker
+        try:
+            sent = future.result()
+        except HyperlineUnavailableError as exc:
+            if breaker is not None:
+                breaker.failure(exc)
+            raise
+        if breaker is not None:
+            breaker.success()
         self.outcome.requests += sent.requests
         self.outcome.retries += sent.retries
         failed_ids = {_record_id(f.event) for f in sent.failed}
@@ -223,22 +259,9 @@ class _ObjectSync:
             line_of = dict(zip(fresh["message_id"].tolist(), fresh["line_no"].tolist(), strict=True))
             for failure in sent.failed:
                 self.letters.add(failure.reason, line_of.get(_record_id(failure.event)), event=failure.event)
-        counts.sent += sent.accepted
-        counts.rejected += len(sent.failed)
+        self.counts.sent += sent.accepted
+        self.counts.rejected += len(sent.failed)
         self.delivered.extend(i for i in fresh["message_id"].tolist() if i not in failed_ids)
-
-    def _send(self, events: list[dict]) -> SendOutcome:
-        breaker = self.job.breaker
-        if breaker is None:
-            return self.job.sender.send_events(events)
-        breaker.check()
-        try:
-            sent = self.job.sender.send_events(events)
-        except HyperlineUnavailableError as exc:
-            breaker.failure(exc)
-            raise
-        breaker.success()
-        return sent
 
 
 def _record_id(event: Mapping) -> object:

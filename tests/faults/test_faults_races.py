@@ -87,8 +87,8 @@ def test_a_later_day_is_not_synced_while_another_run_syncs_an_earlier_one(pg_har
     real = tasks.make_sender(tasks.load_pipeline(PIPELINE)[1])
 
     class InterleavingSender:
-        def send_events(self, events):
-            result = real.send_events(events)
+        def send_events(self, events, **options):
+            result = real.send_events(events, **options)
             if not outcomes:  # right after run A's first send, before its object is committed
                 sync_or_busy(make_job("scheduled__2026-04-02T10:00:00+00:00"), DAYS[1], outcomes)
             return result
@@ -106,10 +106,10 @@ def test_an_earlier_day_is_not_synced_while_another_run_syncs_a_later_one(pg_har
     real = tasks.make_sender(tasks.load_pipeline(PIPELINE)[1])
 
     class InterleavingSender:
-        def send_events(self, events):
+        def send_events(self, events, **options):
             if not outcomes:
                 sync_or_busy(make_job("backfill__2026-04-01T00:00:00+00:00"), DAYS[0], outcomes)
-            return real.send_events(events)
+            return real.send_events(events, **options)
 
     sync_or_busy(make_job("scheduled__2026-04-02T10:00:00+00:00", sender=InterleavingSender()), DAYS[1], outcomes)
     assert len(outcomes) == 2, outcomes

@@ -252,7 +252,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[dict] = []
 
-    def send_events(self, events: Iterable[dict]) -> PreviewResult:
+    def send_events(self, events: Iterable[dict], *, prevalidated: bool = False) -> PreviewResult:
         events = list(events)
         self.events.extend(events)
         return PreviewResult(accepted=len(events))
