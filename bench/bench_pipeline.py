@@ -75,7 +75,7 @@ def child(config_path: Path, days: list[dt.date], profile: Path | None) -> None:
     import hyperline_sync.sync  # noqa: F401
 
     baseline = peak_rss_mb()
-    cpu, started = time.process_time(), time.perf_counter()
+    cpu, main_cpu, started = time.process_time(), time.thread_time(), time.perf_counter()
     if profile is None:
         result = sync_days(config_path, days, "bench")
     else:
@@ -84,6 +84,7 @@ def child(config_path: Path, days: list[dt.date], profile: Path | None) -> None:
         profiler.dump_stats(profile)
     result["seconds"] = time.perf_counter() - started
     result["cpu_seconds"] = time.process_time() - cpu  # every thread of the process
+    result["main_thread_cpu_seconds"] = time.thread_time() - main_cpu  # read, transform, dedup
     result["peak_rss_mb"] = peak_rss_mb()
     result["baseline_rss_mb"] = baseline
     print(json.dumps(result))
@@ -273,13 +274,14 @@ def main() -> int:
     try:
         print(f"emulator {emulator.url} (--no-store); {os.cpu_count()} CPUs; best of {args.runs} fresh processes")
         print(f"{'lines':>10}{'sent':>10}{'wall s':>9}{'lines/s':>11}{'sent/s':>10}{'requests':>9}"
-              f"{'peak RSS MB':>12}{'load1':>12}{'others':>8}")
+              f"{'peak RSS MB':>12}{'CPU s':>7}{'main':>6}{'emu':>6}{'load1':>12}{'others':>8}")
         for lines, archive in archives.items():
             runs = [run_pipeline(emulator, archive, days, f"pipeline-{lines}") for _ in range(args.runs)]
             best = min(runs, key=lambda r: r["seconds"])
             print(f"{best['read']:>10}{best['sent']:>10}{best['seconds']:>9.2f}{best['read'] / best['seconds']:>11,.0f}"
                   f"{best['sent'] / best['seconds']:>10,.0f}{best['requests']:>9}"
-                  f"{max(r['peak_rss_mb'] for r in runs):>12.0f}"
+                  f"{max(r['peak_rss_mb'] for r in runs):>12.0f}{best['cpu_seconds']:>7.2f}"
+                  f"{best['main_thread_cpu_seconds']:>6.2f}{best['emulator_cpu_seconds']:>6.2f}"
                   f"{best['load_before']:>6.2f}{best['load_after']:>6.2f}{best['others_cores']:>8.2f}")
         if args.parallel:
             archive = archives[max(archives)]
