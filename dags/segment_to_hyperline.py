@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
@@ -54,6 +55,13 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _run_began(dag_run: Any) -> dt.datetime | None:
+    """When the run really began: `dag.test` sets a past-dated run's start_date to its logical
+    date, which would count as hours of waiting already; run_after is then the creation time."""
+    times = [t for t in (dag_run.start_date, getattr(dag_run, "run_after", None)) if t is not None]
+    return max(times) if times else None
+
+
 def _data_interval(ctx) -> tuple[dt.datetime, dt.datetime] | None:
     # Manual runs may have no logical date: the context then lacks the data interval keys.
     start, end = ctx.get("data_interval_start"), ctx.get("data_interval_end")
@@ -95,8 +103,8 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
         def sync(days: list[str], plan: list[list[str]]) -> list[dict]:
             ctx = get_current_context()
             ctx["partition_label"] = group_label(days)
-            waiting = tasks.earlier_days_pending(name, ctx["run_id"], days, plan)
-            started = ctx["dag_run"].start_date
+            waiting = tasks.earlier_days_pending(name, ctx["run_id"], days, plan, dict(ctx["params"]))
+            started = _run_began(ctx["dag_run"])
             if waiting and (started is None or _utcnow() - started < ORDER_WAIT_LIMIT):
                 log.info("syncing oldest first: waiting for %s of this run (rescheduled, no slot held)", waiting)
                 raise AirflowRescheduleException(_utcnow() + ORDER_WAIT_POLL)
