@@ -91,6 +91,15 @@ def to_events(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
+def units_to_sync(
+    source: PartitionSource, ledger: Ledger, pipeline: str, day: dt.date, *, resend: bool = False
+) -> tuple[list[Unit], list[Unit]]:
+    """The day's units, and those not done at their current version (all of them with `resend`)."""
+    units = source.list_units(day)
+    done = {} if resend else ledger.done_objects(pipeline, day.isoformat())
+    return units, [u for u in units if done.get(u.key) != u.etag]
+
+
 def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
     """Sync one received day.
 
@@ -106,9 +115,7 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
     outcome = PartitionOutcome(partition, "dry_run" if job.dry_run else DONE)
     errors: list[str] = []
     try:
-        objects = job.source.list_units(day)
-        done = {} if job.resend else job.ledger.done_objects(job.pipeline.name, partition)
-        todo = [o for o in objects if done.get(o.key) != o.etag]
+        objects, todo = units_to_sync(job.source, job.ledger, job.pipeline.name, day, resend=job.resend)
         outcome.objects_total, outcome.objects_skipped = len(objects), len(objects) - len(todo)
         log.info("partition %s: %d objects, %d already done, %d to sync%s", partition, len(objects),
                  len(objects) - len(todo), len(todo), " (dry run)" if job.dry_run else "")

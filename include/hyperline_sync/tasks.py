@@ -29,8 +29,8 @@ from hyperline_sync.report import (
     write_outcome,
     write_report,
 )
-from hyperline_sync.sources import open_source
-from hyperline_sync.sync import PartitionFailedError, Sender, SyncJob, sync_partition
+from hyperline_sync.sources import PartitionSource, open_source
+from hyperline_sync.sync import PartitionFailedError, Sender, SyncJob, sync_partition, units_to_sync
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,37 @@ def plan(
     return groups
 
 
-def earlier_days_pending(pipeline_name: str, run_id: str, days: list[str], groups: list[list[str]]) -> list[str]:
-    """Days of this run before `days`, within the dedup window, whose sync has not ended yet.
+def earlier_days_pending(
+    pipeline_name: str, run_id: str, days: list[str], groups: list[list[str]], params: dict
+) -> list[str]:
+    """Days of this run before `days`, within the dedup window, that may still send events.
 
     Partitions of one run are synced oldest first: a messageId seen on two days must be sent from
     the earlier day (the first-received copy wins), and an earlier day committed first means the
-    later copy is recognised as a duplicate instead of being posted and then overwritten.
+    later copy is recognised as a duplicate instead of being posted and then overwritten. An earlier
+    day whose units are all done already (an hourly run's lookback day, a rerun with nothing new)
+    sends nothing and has its ids committed, so it is not waited for; nor is anything in a dry run,
+    which commits nothing.
     """
+    if params.get("dry_run"):
+        return []
     config, pipeline = load_pipeline(pipeline_name)
     first = dt.date.fromisoformat(days[0])
     horizon = (first - dt.timedelta(days=pipeline.tuning.dedup_window_days)).isoformat()
     ended = outcome_partitions(config.state.output_dir, pipeline.name, run_id)
-    return [d for group in groups for d in group if horizon <= d < days[0] and d not in ended]
+    pending = [d for group in groups for d in group if horizon <= d < days[0] and d not in ended]
+    if not pending or params.get("resend"):
+        return pending
+    source, ledger = open_source(pipeline), ledger_for(config)
+    return [day for day in pending if _may_send(source, ledger, pipeline.name, dt.date.fromisoformat(day))]
+
+
+def _may_send(source: PartitionSource, ledger: Ledger, pipeline: str, day: dt.date) -> bool:
+    try:
+        return bool(units_to_sync(source, ledger, pipeline, day)[1])
+    except Exception as exc:  # cannot tell: keep the order; that day's own task reports the error
+        log.warning("cannot tell whether %s has units to sync (%s: %s); waiting for it", day, type(exc).__name__, exc)
+        return True
 
 
 def make_sender(pipeline: PipelineConfig) -> Sender:

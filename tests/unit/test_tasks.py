@@ -1,0 +1,63 @@
+"""tasks.earlier_days_pending: which earlier days of a run a day waits for (file:// archive, SQLite ledger)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hyperline_sync import tasks
+from hyperline_sync.cli import FileSender
+from hyperline_sync.report import PartitionOutcome, write_outcome
+from hyperline_sync.sample_archive import generate_archive
+
+DAYS = [dt.date(2026, 5, 1) + dt.timedelta(days=i) for i in range(3)]
+LABELS = [d.isoformat() for d in DAYS]
+PIPELINE = "order"
+RUN = "manual__2026-05-04T00:00:00+00:00"
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    manifest = generate_archive(tmp_path / "archive", "orderSrc", DAYS, 200, seed=3, objects_per_day=2)
+    config = {
+        "state": {"dir": str(tmp_path / "state")},
+        "pipelines": [{
+            "name": PIPELINE,
+            "source": {"kind": "s3_archive", "url": manifest.root.as_uri(), "source_id": manifest.source_id},
+            "hyperline_conn_id": "unused",
+        }],
+    }
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("HYPERLINE_SYNC_CONFIG", str(path))
+    return tmp_path / "state"
+
+
+def pending(day: str, params: dict | None = None) -> list[str]:
+    return tasks.earlier_days_pending(PIPELINE, RUN, [day], [[d] for d in LABELS], params or {})
+
+
+def test_a_day_waits_for_earlier_days_with_units_to_sync(state: Path) -> None:
+    assert pending(LABELS[2]) == LABELS[:2]
+    assert pending(LABELS[0]) == []
+
+
+def test_an_earlier_day_with_everything_done_is_not_waited_for(state: Path) -> None:
+    # another run synced the first day completely: nothing of it can be sent by this run
+    tasks.sync(PIPELINE, [LABELS[0]], {}, "scheduled__2026-05-01T23:00:00+00:00", sender=FileSender(io.BytesIO()))
+    assert pending(LABELS[2]) == [LABELS[1]]
+    # with resend, every earlier day sends again, so the order is kept
+    assert pending(LABELS[2], {"resend": True}) == LABELS[:2]
+
+
+def test_an_earlier_day_that_ended_in_this_run_is_not_waited_for(state: Path) -> None:
+    write_outcome(state / "reports", PIPELINE, RUN, PartitionOutcome(LABELS[1], "failed", error="boom"))
+    assert pending(LABELS[2]) == [LABELS[0]]
+
+
+def test_a_dry_run_keeps_no_order(state: Path) -> None:
+    assert pending(LABELS[2], {"dry_run": True}) == []
