@@ -69,7 +69,7 @@ def seed_events(archive: Path, count: int) -> list[dict]:
     """The first `count` Hyperline events of the archive, exactly as the pipeline builds them."""
     from _common import write_config
 
-    from hyperline_sync.config import load_config
+    from hyperline_sync.config import TuningConfig, load_config
     from hyperline_sync.sources import open_source
     from hyperline_sync.sync import to_events
 
@@ -77,7 +77,7 @@ def seed_events(archive: Path, count: int) -> list[dict]:
     source = open_source(config.pipeline("bench"))
     events: list[dict] = []
     for unit in source.list_units(archive_days(1)[0]):
-        for chunk in source.chunks(unit, 50_000):
+        for chunk in source.chunks(unit, TuningConfig().chunk_size):
             events.extend(to_events(chunk.events))
             if len(events) >= count:
                 return events[:count]

@@ -33,7 +33,9 @@ from _common import (  # shared with the other benchmarks
     read_and_dedup,
 )
 
-CHUNK_LINES = 50_000  # the config's default tuning.chunk_size
+from hyperline_sync.config import TuningConfig  # light: no pandas, so the floor's RSS is unchanged
+
+CHUNK_LINES = TuningConfig().chunk_size  # the config's default
 MODES = ("floor", "naive", "ours")
 
 

@@ -35,12 +35,14 @@ from pathlib import Path
 
 from _common import peak_rss_mb, read_and_dedup  # shared with the other benchmarks
 
+from hyperline_sync.config import TuningConfig  # light: no pandas, so the floor's RSS is unchanged
+
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DATABASE = "hyperline_bench_warehouse"
 URL = f"postgresql://postgres@127.0.0.1:5432/{DATABASE}"
 SCHEMA = "shop_prod"
 DAY = date(2026, 1, 5)
-CHUNK_ROWS = 50_000  # the config's default tuning.chunk_size
+CHUNK_ROWS = TuningConfig().chunk_size  # the config's default
 MODES = ("floor", "naive", "ours")
 COMMON = """
     id varchar(1024) primary key, received_at timestamptz not null, uuid_ts timestamptz, sent_at timestamptz,

@@ -135,7 +135,7 @@ SourceConfig = S3ArchiveSourceConfig | WarehouseSourceConfig
 
 @dataclass(frozen=True)
 class TuningConfig:
-    chunk_size: int = 50_000
+    chunk_size: int = 10_000
     batch_size: int = MAX_BATCH_SIZE
     dedup_window_days: int = 7
     lookback_days: int = 1
