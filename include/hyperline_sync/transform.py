@@ -68,7 +68,8 @@ class ChunkResult:
 @dataclass
 class TrackColumns:
     """Fields of track messages, one list per field (row i is one message), already sanitised by
-    the source while it held the message: `event` and `message_id` are non-empty strings or None,
+    the source while it held the message: `event` and `message_id` are non-blank strings or None
+    (Hyperline refuses whitespace-only names and ids),
     `customer_id` comes from `clean_customer_id`, `timestamp` is a string or None and
     `canonical[i]` tells whether it already has the `YYYY-MM-DDTHH:MM:SS.mmmZ` shape.
 
@@ -155,10 +156,10 @@ def _parse(chunk: LineChunk, mapping: MappingConfig) -> tuple[TrackColumns, list
             skipped += 1
             continue
         event = message.get("event")
-        if type(event) is not str or not event:
+        if type(event) is not str or not event or event.isspace():
             event = None
         message_id = message.get("messageId")
-        if type(message_id) is not str or not message_id:
+        if type(message_id) is not str or not message_id or message_id.isspace():
             message_id = None
         customer = message.get(top) if top is not None else _dig(message, path)
         if type(customer) is not str or not customer or customer.isspace():
@@ -210,7 +211,7 @@ def map_track_columns(columns: TrackColumns, mapping: MappingConfig) -> ChunkRes
     reasons = np.full(n, None, dtype=object)
     result = ChunkResult(events=_empty_events())
 
-    event = _unblank(_objects(columns.event))
+    event = _objects(columns.event)
     alive = _reject(_present(event), reasons, "missing_event")
     if mapping.filters_events:
         events = pd.Series(event, dtype=object)
@@ -222,7 +223,7 @@ def map_track_columns(columns: TrackColumns, mapping: MappingConfig) -> ChunkRes
         result.skipped = int((alive & ~kept).sum())
         alive &= kept
 
-    message_id = _unblank(_objects(columns.message_id))
+    message_id = _objects(columns.message_id)
     alive &= _reject(alive & _present(message_id), reasons, "missing_message_id", alive)
 
     customer_id = _objects(columns.customer_id)
@@ -262,13 +263,6 @@ def _reject(ok: np.ndarray, reasons: np.ndarray, reason: str, among: np.ndarray 
 def _objects(values: list[Any]) -> np.ndarray:
     # fromiter: ~6x faster than np.array for dicts, and never mistakes a list value for a dimension
     return np.fromiter(values, dtype=object, count=len(values))
-
-
-def _unblank(values: np.ndarray) -> np.ndarray:
-    """`values` with whitespace-only strings as None: Hyperline refuses blank names and ids."""
-    blank = np.fromiter((type(v) is str and v.isspace() for v in values), dtype=bool, count=len(values))
-    values[blank] = None
-    return values
 
 
 def _present(values: np.ndarray) -> np.ndarray:

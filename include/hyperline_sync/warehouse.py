@@ -462,10 +462,10 @@ class WarehouseSource:
         plain = _PLAIN_TYPES
         for row in rows:
             message_id = row[_ID]
-            if type(message_id) is not str or not message_id:
+            if type(message_id) is not str or not message_id or message_id.isspace():
                 message_id = None
             event = row[_EVENT_TEXT]
-            if type(event) is not str or not event:
+            if type(event) is not str or not event or event.isspace():
                 event = None
             value = row[customer_at] if customer_at is not None else None
             if type(value) is not str or not value or value.isspace():

@@ -193,6 +193,8 @@ def nasty(day: dt.date) -> list[Row]:
         Row("api_call", "blank-user", at(day, 9, 1), at(day, 10, 5), user_id="   ", expect="missing_customer_id"),
         Row("api_call", None, at(day, 9, 2), at(day, 10, 5), expect="missing_message_id"),
         Row("api_call", "no-event-text", at(day, 9, 2), at(day, 10, 5), event_text=None, expect="missing_event"),
+        Row("api_call", " \t", at(day, 9, 2), at(day, 10, 5), expect="missing_message_id"),
+        Row("api_call", "blank-event-text", at(day, 9, 2), at(day, 10, 5), event_text="  ", expect="missing_event"),
         Row("api_call", "no-timestamp", at(day, 9, 2), at(day, 10, 5), timestamp=None, expect="invalid_timestamp"),
         # Duplicates of one id in one slice, received at different times: the earliest wins.
         Row("api_call", "dup-1", at(day, 9, 30), at(day, 10, 5), props={"endpoint": "/second"}, expect=DUPLICATE),
