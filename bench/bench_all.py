@@ -34,6 +34,7 @@ import requests
 from _common import BENCH, DATA, EMULATOR_KEY, Meter, archive_days, archive_for, machine
 from bench_dagrun import run_dagruns
 from bench_pipeline import Emulator, run_parallel, run_pipeline, stage_breakdown, top_costs
+from bench_source import CHUNK_LINES
 from bench_source import run_child as run_source_child
 
 FULL = {"lines": 1_000_000, "scaling": [100_000, 1_000_000, 3_000_000], "seed_events": 20_000,
@@ -69,7 +70,7 @@ def seed_events(archive: Path, count: int) -> list[dict]:
     """The first `count` Hyperline events of the archive, exactly as the pipeline builds them."""
     from _common import write_config
 
-    from hyperline_sync.config import TuningConfig, load_config
+    from hyperline_sync.config import load_config
     from hyperline_sync.sources import open_source
     from hyperline_sync.sync import to_events
 
@@ -77,7 +78,7 @@ def seed_events(archive: Path, count: int) -> list[dict]:
     source = open_source(config.pipeline("bench"))
     events: list[dict] = []
     for unit in source.list_units(archive_days(1)[0]):
-        for chunk in source.chunks(unit, TuningConfig().chunk_size):
+        for chunk in source.chunks(unit, CHUNK_LINES):
             events.extend(to_events(chunk.events))
             if len(events) >= count:
                 return events[:count]
@@ -369,23 +370,24 @@ def reading(results: dict[str, Any]) -> str:
     waits = sum(r["reschedules"] for r in idle)
     first_task = [r["task_seconds"].get("plan", 0) for r in idle]
     bullets = [
-        f"**Throughput.** The best pipeline run used {p['cpu_seconds']:.1f} CPU-seconds (all threads) for "
-        f"{p['sent']:,} events in {p['seconds']:.1f}s of wall time: with a core to itself it would still reach "
-        f"only ~{per_cpu:,.0f} events/s, so the target is missed on CPU cost, not on waiting or on this "
-        f"machine's load. Reaching {TARGETS['events_per_s']:,} events/s needs the {p['sent']:,} events in "
-        f"{needed:.1f}s, {p['cpu_seconds'] / needed:.1f}x less CPU. The profile puts "
-        f"{stages.get('transform', 0):.0%} of the main thread in the transform and "
-        f"{stages.get('hook', 0):.0%} in the hook's main-thread work (per-event `validate_event` and "
-        "encoding, plus waiting for its sender threads); the hook validates again, event by event, "
-        "fields the transform has largely type-checked already.",
+        f"**Throughput.** The best pipeline run used {p['cpu_seconds']:.1f} CPU-seconds (all threads; "
+        f"{p['main_thread_cpu_seconds']:.1f}s in the main thread, which reads, transforms and dedups, the rest in "
+        f"the threads that encode and send) for {p['sent']:,} events in {p['seconds']:.1f}s of wall time: "
+        "CPU-seconds about equal to wall seconds: the process is bound by one core's worth of Python under "
+        f"the GIL, and each CPU-second carries ~{per_cpu:,.0f} events. {TARGETS['events_per_s']:,} events/s means the "
+        f"{p['sent']:,} events in {needed:.1f}s. The profile puts {stages.get('transform', 0):.0%} of the main "
+        f"thread in the transform (JSON parsing alone is the floor's cost) and {stages.get('read', 0):.0%} in "
+        "reading (ISA-L inflate, line splitting).",
         f"**Floor.** By wall time the pipeline takes {p['seconds'] / f['seconds']:.1f}x the floor; by CPU "
         f"{p['cpu_seconds'] / f['cpu_seconds']:.1f}x ({p['cpu_seconds']:.1f}s vs {f['cpu_seconds']:.1f}s). The "
-        "floor only decompresses and parses; the pipeline also maps, builds a frame, dedups, turns rows "
-        "back into dicts, validates and re-encodes every event, and sends it.",
+        "floor only decompresses (zlib) and parses; the pipeline also type-checks and flattens every "
+        "event's properties in Python, builds a frame, dedups, turns rows back into dicts, encodes and "
+        "sends them.",
         f"**Memory.** Importing pandas, Airflow and the hook costs {baseline:.0f} MB before any data "
         "(the *RSS over imports* column below is the data's share), so 400 MB leaves "
-        f"{TARGETS['rss_mb'] - baseline:.0f} MB for the chunk in flight "
-        "(50,000 lines, their frame, their event dicts and up to three encoded batches).",
+        f"{TARGETS['rss_mb'] - baseline:.0f} MB for the data: two chunks of {CHUNK_LINES:,} lines (one being "
+        "sent while the next is read and transformed), their frames and event dicts, two encoded batches "
+        "in flight, and the dedup window's 64-bit id hashes.",
         f"**Seed.** One POST per event on loopback costs ~{seed['seconds'] / seed['sent'] * 1000:.2f} ms "
         f"per event (requests + the emulator's per-request work on the same 2 cores): "
         f"{seed_events_s:,.0f} events/s, so ours is {p_events_s / seed_events_s:.0f}x "
@@ -423,9 +425,10 @@ def dagrun_notes(first: dict, nothing_new: list[dict], scheduled: list[dict], pi
         f"on the same data) and {outside:.1f}s outside them: the CLI's "
         "start-up, parsing the DAG, the first task (which also starts dag.test's in-process execution API), "
         "`summarize`, and any reschedule wait. `dag.test` runs the mapped `sync` tasks one at a time in an "
-        "order of its own; when it picks a later day first, that task reschedules itself to sync oldest "
-        "first (`ORDER_WAIT_POLL` = 10 s) and the run idles until the poll is due, which is what makes "
-        "the nothing-new runs vary.",
+        "order of its own; when it picks a later day first while an earlier day still has objects to sync, "
+        "that task reschedules itself to sync oldest first (`ORDER_WAIT_POLL` = 10 s) and the run idles "
+        "until the poll is due. An earlier day with nothing left to sync is not waited for, so runs with "
+        "nothing new never reschedule.",
     ]
     return "\n".join(lines)
 
@@ -474,7 +477,7 @@ def profile_notes(results: dict[str, Any]) -> str:
         *(f"| `{r['function']}` | {r['calls']:,} | {r['own_s']:.2f} | {r['cumulative_s']:.2f} |" for r in costs["own"]),
         "",
         "Top five by cumulative time (the frames that only loop and delegate, `sync_partition`, "
-        "`_ObjectSync.run/_chunk/_send` and `ArchiveSource.chunks`, left out):",
+        "`_ObjectSync.run/_chunk` and `ArchiveSource.chunks`, left out):",
         "",
         "| function | calls | own s | cumulative s |",
         "|---|--:|--:|--:|",

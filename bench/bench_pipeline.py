@@ -184,7 +184,7 @@ def run_parallel(emulator: Emulator, archive: Path, days: list[dt.date], label: 
 
 # Frames that only loop and delegate: left out of the cumulative ranking, which they would top.
 WRAPPERS = {
-    ("hyperline_sync/sync.py", name) for name in ("sync_partition", "run", "_chunk", "_send")
+    ("hyperline_sync/sync.py", name) for name in ("sync_partition", "run", "_chunk")
 } | {("hyperline_sync/sources.py", "chunks"), ("bench/bench_pipeline.py", "sync_days")}
 
 
@@ -211,7 +211,8 @@ STAGES = (
     ("transform: parse JSON, map, build the frame", "hyperline_sync/transform.py", ("transform_chunk",)),
     ("dedup: filter, commit ids", "hyperline_sync/dedup.py", ("filter", "commit_object", "__init__")),
     ("frame -> event dicts (sync.to_events)", "hyperline_sync/sync.py", ("to_events",)),
-    ("hook (main thread): validate, encode, wait", "hyperline_provider/hooks/hyperline.py", ("send_events",)),
+    ("waiting for the previous chunk's send (the hook runs in a worker thread)", "hyperline_sync/sync.py",
+     ("_settle",)),
     ("ledger + breaker (SQLite)", "hyperline_sync/ledger.py",
      ("claim", "renew", "finish", "done_objects", "record_object", "breaker", "set_breaker", "partitions")),
     ("dead letters", "hyperline_sync/deadletter.py", ("add", "close", "discard")),
