@@ -372,8 +372,8 @@ def reading(results: dict[str, Any]) -> str:
     bullets = [
         f"**Throughput.** The best pipeline run used {p['cpu_seconds']:.1f} CPU-seconds (all threads; "
         f"{p['main_thread_cpu_seconds']:.1f}s in the main thread, which reads, transforms and dedups, the rest in "
-        f"the threads that encode and send) for {p['sent']:,} events in {p['seconds']:.1f}s of wall time: "
-        "CPU-seconds about equal to wall seconds: the process is bound by one core's worth of Python under "
+        f"the threads that encode and send) for {p['sent']:,} events in {p['seconds']:.1f}s of wall time. "
+        "With CPU-seconds about equal to wall seconds, the process is bound by one core's worth of Python under "
         f"the GIL, and each CPU-second carries ~{per_cpu:,.0f} events. {TARGETS['events_per_s']:,} events/s means the "
         f"{p['sent']:,} events in {needed:.1f}s. The profile puts {stages.get('transform', 0):.0%} of the main "
         f"thread in the transform (JSON parsing alone is the floor's cost) and {stages.get('read', 0):.0%} in "
