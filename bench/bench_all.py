@@ -462,8 +462,9 @@ def profile_notes(results: dict[str, Any]) -> str:
     costs, stages = prof["costs"], prof["stages"]
     lines = [
         f"One run over the {results['sizes']['lines']:,}-line archive with cProfile on: {run['seconds']:.1f}s "
-        f"(profiler overhead included; {best(results['pipeline'])['seconds']:.1f}s without). The hook's two "
-        "sender threads (HTTP) are not profiled; the main thread's wait for them is in the hook's row. "
+        f"(profiler overhead included; {best(results['pipeline'])['seconds']:.1f}s without). The thread that "
+        "sends each chunk and the hook's HTTP threads are not profiled; the main thread's wait for the previous "
+        "chunk's send has its own row. "
         f"Raw profile: `{Path(prof['path']).relative_to(BENCH.parent)}`.",
         "",
         "| stage (cumulative) | s | share |",
