@@ -380,16 +380,19 @@ def test_emulator_service_binds_all_interfaces_under_its_profile(compose):
 
 
 # -------------------------------------------------------------------------------------- Dockerfile
-def test_dockerfile_installs_with_the_makefile_command(dockerfile):
+def test_the_image_installs_the_runtime_part_of_the_makefile_install(dockerfile):
+    """The Makefile installs the dev requirements, which include the image's runtime ones under the same lock."""
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     make_lines = [line for line in makefile.splitlines() if "pip install" in line and " -r " in line]
     assert len(make_lines) == 1, f"expected one project install command in the Makefile, got {make_lines}"
     runs = pip_install_runs(dockerfile)
     assert len(runs) == 1, f"expected exactly one pip install in the Dockerfile, got {[r for _, r in runs]}"
     index, command = runs[0]
-    assert install_args(command) == install_args(make_lines[0].strip()), (
-        f"Dockerfile installs with {command!r}, Makefile with {make_lines[0].strip()!r}"
-    )
+    image, make = install_args(command), install_args(make_lines[0].strip())
+    assert image == {"-r": ["requirements.txt"], "-c": ["constraints.txt"]}, command
+    assert make["-c"] == image["-c"], f"Dockerfile installs with {command!r}, Makefile with {make_lines[0]!r}"
+    read_by_make = set().union(*(files_the_install_needs((REPO / r).resolve()) for r in make["-r"]))
+    assert "requirements.txt" in read_by_make, "the Makefile's install must include requirements.txt"
     users = [args for kw, args in dockerfile[:index] if kw == "USER"]
     assert users and users[-1] == "airflow", "the official image runs pip as user airflow: USER airflow first"
 
