@@ -426,7 +426,7 @@ def dagrun_notes(first: dict, nothing_new: list[dict], scheduled: list[dict], pi
         "start-up, parsing the DAG, the first task (which also starts dag.test's in-process execution API), "
         "`summarize`, and any reschedule wait. `dag.test` runs the mapped `sync` tasks one at a time in an "
         "order of its own; when it picks a later day first while an earlier day still has objects to sync, "
-        "that task reschedules itself to sync oldest first (`ORDER_WAIT_POLL` = 10 s) and the run idles "
+        "that task reschedules itself to sync oldest first (`WAIT_POLL` = 10 s) and the run idles "
         "until the poll is due. An earlier day with nothing left to sync is not waited for, so runs with "
         "nothing new never reschedule.",
     ]

@@ -29,10 +29,12 @@ Syncs Segment `track` events of pipeline **{name}** into Hyperline, one received
 * `dry_run` sends nothing and writes the events it would send next to the run report.
 """
 
-# Days of a run are synced oldest first (see tasks.earlier_days_pending); a day stops waiting for
-# an earlier one after this long, e.g. when that day's worker died on its last try.
-ORDER_WAIT_POLL = dt.timedelta(seconds=10)
-ORDER_WAIT_LIMIT = dt.timedelta(hours=6)
+# A sync task reschedules itself (holding no worker slot) while an earlier day of its run is not
+# done yet (days are synced oldest first, see tasks.earlier_days_pending) or while another run
+# syncs its days (tasks.PartitionsBusyError), polling every WAIT_POLL. After WAIT_LIMIT from the
+# run's start it stops waiting: out of order, or failing as busy (then Airflow's retries apply).
+WAIT_POLL = dt.timedelta(seconds=10)
+WAIT_LIMIT = dt.timedelta(hours=6)
 log = logging.getLogger(__name__)
 
 PARAMS = {
@@ -105,11 +107,15 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
             ctx["partition_label"] = group_label(days)
             waiting = tasks.earlier_days_pending(name, ctx["run_id"], days, plan, dict(ctx["params"]))
             started = _run_began(ctx["dag_run"])
-            if waiting and (started is None or _utcnow() - started < ORDER_WAIT_LIMIT):
+            patient = started is None or _utcnow() - started < WAIT_LIMIT
+            if waiting and patient:
                 log.info("syncing oldest first: waiting for %s of this run (rescheduled, no slot held)", waiting)
-                raise AirflowRescheduleException(_utcnow() + ORDER_WAIT_POLL)
+                raise AirflowRescheduleException(_utcnow() + WAIT_POLL)
             try:
-                return tasks.sync(name, days, dict(ctx["params"]), ctx["run_id"])
+                return tasks.sync(name, days, dict(ctx["params"]), ctx["run_id"], wait_if_busy=patient)
+            except tasks.PartitionsBusyError as exc:
+                log.info("%s: rescheduled, no slot held", exc)
+                raise AirflowRescheduleException(_utcnow() + WAIT_POLL) from exc
             except (HyperlineAuthError, HyperlineRequestError) as exc:  # a retry cannot fix a key or host
                 raise AirflowFailException(str(exc)) from exc
 

@@ -39,6 +39,11 @@ class RunFailedError(RuntimeError):
     """At least one partition of the run did not finish; the message names them."""
 
 
+class PartitionsBusyError(RuntimeError):
+    """Every day of the group is being synced by another run (or has a neighbour that is); nothing
+    was done and no outcome written, so the task can wait and try again."""
+
+
 
 def load_pipeline(name: str) -> tuple[Config, PipelineConfig]:
     """The config as it is now: tasks read it at run time, not from the DAG file's parse."""
@@ -122,8 +127,15 @@ def sync(
     params: dict,
     run_id: str,
     sender: Sender | None = None,
+    *,
+    wait_if_busy: bool = False,
 ) -> list[dict[str, Any]]:
-    """Sync each day of a group; every day is attempted even if an earlier one failed."""
+    """Sync each day of a group; every day is attempted even if an earlier one failed.
+
+    A day another run holds ends as `busy` (the task fails and Airflow retries it); with
+    `wait_if_busy`, a group whose days were all busy raises PartitionsBusyError instead, leaving no
+    outcome, so that the caller can reschedule the task.
+    """
     config, pipeline = load_pipeline(pipeline_name)
     dry_run, resend = bool(params.get("dry_run")), bool(params.get("resend"))
     output_dir = config.state.output_dir
@@ -151,15 +163,17 @@ def sync(
             write_outcome(output_dir, pipeline.name, run_id,
                           PartitionOutcome(day, FAILED, error=f"{type(exc).__name__}: {exc}"))
         raise
-    failures: list[str] = []
-    summaries = []
+    outcomes: dict[str, PartitionOutcome] = {}
+    busy: list[PartitionOutcome] = []
     for day in days:
         sink = DryRunSink(run_dir(output_dir, pipeline.name, run_id) / "dry_run" / f"{day}.jsonl.gz")
         job.event_sink = sink.write if dry_run else None
         try:
             outcome = sync_partition(job, dt.date.fromisoformat(day))
         except PartitionBusyError as exc:
-            outcome = PartitionOutcome(day, "busy", error=str(exc))
+            # Written after the loop: if every day is busy the task may wait instead, with no outcome.
+            busy.append(PartitionOutcome(day, "busy", error=str(exc)))
+            continue
         except PartitionFailedError as exc:
             outcome = _failed_outcome(job, day, exc)
         except Exception as exc:
@@ -170,9 +184,14 @@ def sync(
         if dry_run and sink.path.exists():
             outcome.dry_run_output = str(sink.path)
         write_outcome(output_dir, pipeline.name, run_id, outcome)
-        if outcome.status not in (DONE, "dry_run"):
-            failures.append(f"{day}: {outcome.error}")
-        summaries.append({"partition": day, "status": outcome.status, **outcome.counts.as_dict()})
+        outcomes[day] = outcome
+    if wait_if_busy and busy and len(busy) == len(days):
+        raise PartitionsBusyError("; ".join(o.error or o.partition for o in busy))
+    for outcome in busy:
+        write_outcome(output_dir, pipeline.name, run_id, outcome)
+        outcomes[outcome.partition] = outcome
+    failures = [f"{day}: {outcomes[day].error}" for day in days if outcomes[day].status not in (DONE, "dry_run")]
+    summaries = [{"partition": day, "status": outcomes[day].status, **outcomes[day].counts.as_dict()} for day in days]
     if failures:
         raise PartitionFailedError("; ".join(failures))
     return summaries

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hyperline_sync import tasks
 from hyperline_sync.emulator import Emulator
 from hyperline_sync.ledger import Ledger
 from hyperline_sync.sample_archive import SampleManifest, day_folder_ms, generate_archive
@@ -155,6 +156,32 @@ def test_scheduled_run_syncs_its_interval_and_the_day_before(harness):
     # Only repeats of DAYS[0] messages may come from outside the interval's days, never DAYS[0] itself.
     assert len(set(h.emulator.events) & first_day_only) <= h.manifest.totals.duplicates
     assert max(h.emulator.post_counts.values()) == 1
+
+
+def test_a_day_another_run_holds_is_waited_for_rather_than_failed(harness, monkeypatch):
+    h = harness
+    day, other = DAYS[0].isoformat(), "backfill__2026-03-01T00:00:00+00:00"
+    ledger = h.ledger()
+    previous = ledger.claim(PIPELINE, day, other, dt.timedelta(hours=1), run_id=other)
+    busy: list[str] = []
+    real_sync = tasks.sync
+
+    def sync_then_give_back(*args, **kwargs):
+        try:
+            return real_sync(*args, **kwargs)
+        except tasks.PartitionsBusyError as exc:  # the other run finishes while this task waits
+            busy.append(str(exc))
+            ledger.release(PIPELINE, day, other, previous)
+            raise
+
+    monkeypatch.setattr(tasks, "sync", sync_then_give_back)
+    # tuning.retries is 0 here: a busy day that failed instead of rescheduling would fail the run
+    run = h.run({"start": day, "end": DAYS[1].isoformat()})
+    assert len(busy) == 1 and other in busy[0]
+    assert run.state == "success"
+    report = h.report(run)
+    assert [(p["partition"], p["status"]) for p in report["partitions"]] == [(day, "done")]
+    assert set(h.emulator.events) == {i for i, e in h.manifest.expected_events.items() if e.day == DAYS[0]}
 
 
 def test_a_failed_partition_is_named_and_a_rerun_of_failed_partitions_completes(harness):

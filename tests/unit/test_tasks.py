@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,38 @@ def test_an_earlier_day_that_ended_in_this_run_is_not_waited_for(state: Path) ->
 
 def test_a_dry_run_keeps_no_order(state: Path) -> None:
     assert pending(LABELS[2], {"dry_run": True}) == []
+
+
+def hold(day: str, owner: str = "backfill__other") -> None:
+    """Another run's live claim on `day`."""
+    config, _ = tasks.load_pipeline(PIPELINE)
+    tasks.ledger_for(config).claim(PIPELINE, day, owner, dt.timedelta(hours=1), run_id=owner)
+
+
+def outcome_files(state: Path) -> list[str]:
+    return sorted(p.name for p in (state / "reports").rglob("partitions/*.json"))
+
+
+def test_a_group_whose_days_are_all_busy_may_wait_leaving_no_outcome(state: Path) -> None:
+    hold(LABELS[1])
+    with pytest.raises(tasks.PartitionsBusyError, match="backfill__other"):
+        tasks.sync(PIPELINE, [LABELS[1]], {}, RUN, sender=FileSender(io.BytesIO()), wait_if_busy=True)
+    assert outcome_files(state) == []
+
+
+def test_without_waiting_a_busy_day_fails_with_its_outcome(state: Path) -> None:
+    hold(LABELS[1])
+    with pytest.raises(tasks.PartitionFailedError, match="is being synced by backfill__other"):
+        tasks.sync(PIPELINE, [LABELS[1]], {}, RUN, sender=FileSender(io.BytesIO()))
+    assert outcome_files(state) == [f"{LABELS[1]}.json"]
+
+
+def test_a_group_with_some_busy_days_syncs_the_others_and_fails(state: Path) -> None:
+    path = Path(os.environ["HYPERLINE_SYNC_CONFIG"])
+    config = yaml.safe_load(path.read_text())
+    config["pipelines"][0]["tuning"] = {"dedup_window_days": 1}  # days 1 and 3 are not neighbours then
+    path.write_text(yaml.safe_dump(config))
+    hold(LABELS[2])
+    with pytest.raises(tasks.PartitionFailedError, match=LABELS[2]):
+        tasks.sync(PIPELINE, LABELS[:1] + LABELS[2:], {}, RUN, sender=FileSender(io.BytesIO()), wait_if_busy=True)
+    assert outcome_files(state) == [f"{LABELS[0]}.json", f"{LABELS[2]}.json"]
