@@ -6,11 +6,12 @@ Fixtures (reusable by DAG end-to-end tests):
 - `sample_source`: S3ArchiveSourceConfig reading it through file:// (session).
 - `moto_server`, `aws_conn_id`, `s3_client`: in tests/conftest.py (shared with the DAG tests).
 - `s3_sample_source`: S3ArchiveSourceConfig of the same archive uploaded to a bucket (session).
-- `run_partition`: runs one day through archive -> transform -> dedup (no HTTP) -> PartitionRun.
+- `run_partition`: runs one day through the real `sync_partition`, with a recording sender -> PartitionRun.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,12 +21,14 @@ from typing import Any
 
 import pytest
 
-from hyperline_sync.archive import ArchiveObject, iter_line_chunks, list_partition, open_store
-from hyperline_sync.config import S3ArchiveSourceConfig
-from hyperline_sync.dedup import SeenIds
+from hyperline_sync.config import PipelineConfig, S3ArchiveSourceConfig, TuningConfig
+from hyperline_sync.deadletter import read_dead_letters
+from hyperline_sync.ledger import Ledger
 from hyperline_sync.mapping import MappingConfig
 from hyperline_sync.sample_archive import SampleManifest, generate_archive
-from hyperline_sync.transform import transform_chunk
+from hyperline_sync.sources import ArchiveSource
+from hyperline_sync.sync import SyncJob, sync_partition
+from tests.recording_sender import Recorder
 
 SAMPLE_SOURCE_ID = "itSrc0001"
 SAMPLE_DAYS = [date(2026, 3, 1) + timedelta(days=i) for i in range(3)]
@@ -60,9 +63,9 @@ def s3_sample_source(sample_archive: SampleManifest, s3_client: Any, aws_conn_id
 
 @dataclass
 class PartitionRun:
-    """What one partition produced, summed over its objects, plus each object's own counts."""
+    """What one partition's real sync (`sync_partition`) produced: its counts, what it sent (in
+    order), its dead letters, and each object's counts from the ledger."""
 
-    objects: list[ArchiveObject]
     read: int = 0
     events: int = 0
     rejected: int = 0
@@ -80,8 +83,8 @@ RunPartition = Callable[..., PartitionRun]
 
 @pytest.fixture
 def run_partition() -> RunPartition:
-    """`run(source, day, state_dir, *, chunk_lines=97, window_days=7, include_own_partition=True,
-    mapping=None, pipeline="it")`: the sync's data path without HTTP; every event is "accepted"."""
+    """`run(source, day, state_dir, *, chunk_lines=97, window_days=7, resend=False, mapping=None,
+    pipeline="it")`: `sync_partition` over one day with a recording sender instead of HTTP."""
 
     def run(
         source: S3ArchiveSourceConfig,
@@ -90,38 +93,26 @@ def run_partition() -> RunPartition:
         *,
         chunk_lines: int = 97,
         window_days: int = 7,
-        include_own_partition: bool = True,
+        resend: bool = False,
         mapping: MappingConfig | None = None,
         pipeline: str = "it",
     ) -> PartitionRun:
-        store = open_store(source)
-        seen = SeenIds(state_dir, pipeline, day, window_days, include_own_partition)
-        result = PartitionRun(objects=list_partition(store, source, day))
-        for obj in result.objects:
-            counts = Counter()
-            delivered_ids: list[str] = []
-            for chunk in iter_line_chunks(store, obj, chunk_lines):
-                chunk_result = transform_chunk(chunk, mapping or MappingConfig())
-                fresh, duplicates = seen.filter(chunk_result.events)
-                counts.update(
-                    read=chunk_result.read,
-                    events=len(fresh),
-                    rejected=chunk_result.rejected,
-                    skipped=chunk_result.skipped,
-                    duplicates=duplicates,
-                    dropped_properties=chunk_result.dropped_properties,
-                )
-                result.reasons.update(reject["reason"] for reject in chunk_result.rejects)
-                result.rejects.extend(chunk_result.rejects)
-                result.delivered.extend(fresh.to_dict("records"))
-                delivered_ids.extend(fresh["message_id"].tolist())
-            seen.commit_object(obj.key, delivered_ids)
-            result.per_object[obj.key] = {
-                name: counts[name]
-                for name in ("read", "events", "rejected", "skipped", "duplicates", "dropped_properties")
-            }
-            for name, value in counts.items():
-                setattr(result, name, getattr(result, name) + value)
-        return result
+        config = PipelineConfig(name=pipeline, source=source, mapping=mapping or MappingConfig(),
+                                tuning=TuningConfig(chunk_size=chunk_lines, dedup_window_days=window_days))
+        ledger, sender, run_id = Ledger.sqlite(state_dir / "ledger.db"), Recorder(), f"it-{uuid.uuid4().hex[:8]}"
+        job = SyncJob(pipeline=config, ledger=ledger, source=ArchiveSource(config), state_dir=state_dir,
+                      output_dir=state_dir / "out", run_id=run_id, owner=run_id, sender=sender, resend=resend)
+        outcome = sync_partition(job, day)
+        # without run_id, so that the dead letters of two runs can be compared
+        rejects = [{k: v for k, v in row.items() if k != "run_id"}
+                   for path in outcome.dead_letters for row in read_dead_letters(Path(path))]
+        counts = outcome.counts
+        return PartitionRun(
+            read=counts.read, events=counts.sent, rejected=counts.rejected, skipped=counts.skipped,
+            duplicates=counts.duplicates, dropped_properties=outcome.dropped_properties,
+            reasons=Counter(row["reason"] for row in rejects), delivered=sender.events, rejects=rejects,
+            per_object={row["key"]: {name: row[name] for name in ("read", "sent", "rejected", "skipped", "duplicates")}
+                        for row in ledger.objects(pipeline, day.isoformat()) if row["run_id"] == run_id},
+        )
 
     return run

@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from hyperline_sync.cli import PreviewResult
 from hyperline_sync.config import PipelineConfig, parse_config
 from hyperline_sync.errors import UnitReadError
 from hyperline_sync.ledger import Ledger
 from hyperline_sync.sync import PartitionFailedError, SyncJob, sync_partition
 from hyperline_sync.warehouse import WarehouseReadError, WarehouseSource
+from tests.recording_sender import Recorder
 
 UTC = dt.UTC
 SCHEMA = "shop_prod"
@@ -246,22 +246,6 @@ def pipeline_config(tmp_path: Path, *, events: list[str] | None = None, mapping:
         }],
     }
     return raw, parse_config(raw).pipelines[0]
-
-
-class Recorder:
-    """A Sender that accepts everything and keeps what it was given (the HTTP side is tested elsewhere)."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-
-    def send_events(self, events: Iterable[dict], *, prevalidated: bool = False) -> PreviewResult:
-        events = list(events)
-        self.events.extend(events)
-        return PreviewResult(accepted=len(events))
-
-    def by_id(self) -> dict[str, tuple]:
-        return {e["record"]["id"]: (e["customer_id"], e["event_type"], e["timestamp"], e["record"])
-                for e in self.events}
 
 
 @dataclass
