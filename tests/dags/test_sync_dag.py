@@ -16,18 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from hyperline_sync import tasks
-from hyperline_sync.emulator import Emulator
-from hyperline_sync.ledger import Ledger
 from hyperline_sync.sample_archive import SampleManifest, day_folder_ms, generate_archive
-from tests.dag_runs import all_dead_letters, read_report, run_dag
+from tests.dag_runs import DagHarness, pipeline_with_emulator
 
 DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(3)]
 API_KEY = "test_e2e_secret_key"
 PIPELINE = "e2e"
-DAG_ID = f"segment_to_hyperline__{PIPELINE}"
 RANGE = {"start": DAYS[0].isoformat(), "end": (DAYS[-1] + dt.timedelta(days=1)).isoformat()}
 
 pytestmark = pytest.mark.slow
@@ -39,24 +35,10 @@ def archive(tmp_path_factory) -> SampleManifest:
 
 
 @dataclass
-class Harness:
+class Harness(DagHarness):
     manifest: SampleManifest
-    emulator: Emulator
-    state_dir: Path
     bucket: str
     s3: Any
-
-    def run(self, conf: dict | None = None, **kwargs):
-        return run_dag(DAG_ID, conf, **kwargs)
-
-    def report(self, dag_run) -> dict:
-        return read_report(self.state_dir / "reports", PIPELINE, dag_run.run_id)
-
-    def ledger(self) -> Ledger:
-        return Ledger.sqlite(self.state_dir / "ledger.db")
-
-    def dead_letters(self) -> list[dict]:
-        return all_dead_letters(self.state_dir / "reports")
 
 
 @pytest.fixture
@@ -67,23 +49,15 @@ def harness(archive, s3_client, aws_conn_id, tmp_path, monkeypatch) -> Harness:
         if path.is_file() and path.name != "sample-manifest.json":
             s3_client.put_object(Bucket=bucket, Key=f"logs/{path.relative_to(archive.root).as_posix()}",
                                  Body=path.read_bytes())
-    config = {
-        "state": {"dir": str(tmp_path / "state")},
-        "pipelines": [{
-            "name": PIPELINE,
-            "source": {"kind": "s3_archive", "url": f"s3://{bucket}/logs", "source_id": archive.source_id,
-                       "aws_conn_id": aws_conn_id},
-            "hyperline_conn_id": "hyperline_e2e",
-            "tuning": {"retries": 0, "chunk_size": 700, "batch_size": 500},
-        }],
+    pipeline = {
+        "name": PIPELINE,
+        "source": {"kind": "s3_archive", "url": f"s3://{bucket}/logs", "source_id": archive.source_id,
+                   "aws_conn_id": aws_conn_id},
+        "hyperline_conn_id": "hyperline_e2e",
+        "tuning": {"retries": 0, "chunk_size": 700, "batch_size": 500},
     }
-    config_path = tmp_path / "pipelines.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("HYPERLINE_SYNC_CONFIG", str(config_path))
-    with Emulator(api_key=API_KEY) as emulator:
-        monkeypatch.setenv("AIRFLOW_CONN_HYPERLINE_E2E",
-                           json.dumps({"conn_type": "hyperline", "host": emulator.url, "password": API_KEY}))
-        yield Harness(archive, emulator, tmp_path / "state", bucket, s3_client)
+    with pipeline_with_emulator(pipeline, API_KEY, tmp_path, monkeypatch) as (state_dir, emulator):
+        yield Harness(PIPELINE, emulator, state_dir, archive, bucket, s3_client)
 
 
 def assert_delivered_exactly(h: Harness) -> None:

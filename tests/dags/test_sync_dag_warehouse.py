@@ -16,11 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from hyperline_sync.emulator import Emulator
-from hyperline_sync.ledger import Ledger
-from tests.dag_runs import all_dead_letters, read_report, run_dag
+from tests.dag_runs import DagHarness, pipeline_with_emulator
 from tests.integration.test_warehouse_postgres import (
     CONN_ID,
     D1,
@@ -38,7 +35,6 @@ from tests.integration.test_warehouse_postgres import (
 
 API_KEY = "test_wh_e2e_key"
 PIPELINE = "wh_e2e"
-DAG_ID = f"segment_to_hyperline__{PIPELINE}"
 D3 = D2 + dt.timedelta(days=1)
 RANGE = {"start": D1.isoformat(), "end": D3.isoformat()}
 
@@ -46,49 +42,27 @@ pytestmark = pytest.mark.slow
 
 
 @dataclass
-class Harness:
+class Harness(DagHarness):
     warehouse: SegmentWarehouse
-    emulator: Emulator
-    state_dir: Path
-
-    def run(self, conf: dict | None = None, **kwargs):
-        return run_dag(DAG_ID, conf, **kwargs)
-
-    def report(self, dag_run) -> dict:
-        return read_report(self.state_dir / "reports", PIPELINE, dag_run.run_id)
 
     def partitions(self, dag_run) -> dict[str, dict]:
         return {p["partition"]: p for p in self.report(dag_run)["partitions"]}
-
-    def dead_letters(self) -> list[dict]:
-        return all_dead_letters(self.state_dir / "reports")
-
-    def ledger(self) -> Ledger:
-        return Ledger.sqlite(self.state_dir / "ledger.db")
 
 
 @pytest.fixture
 def harness(postgres_url, tmp_path, monkeypatch) -> Harness:
     warehouse = SegmentWarehouse(postgres_url).create()
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", warehouse.airflow_uri)
-    config = {
-        "state": {"dir": str(tmp_path / "state")},
-        "pipelines": [{
-            "name": PIPELINE,
-            "source": {"kind": "warehouse", "conn_id": CONN_ID, "schema": SCHEMA,
-                       "events": ["api_call", "storage_used", "debug_ping"], "lookback_days": 3},
-            "hyperline_conn_id": "hyperline_wh_e2e",
-            "mapping": {"events": {"exclude": ["Debug Ping"]}},
-            "tuning": {"retries": 0, "chunk_size": 40, "batch_size": 25},
-        }],
+    pipeline = {
+        "name": PIPELINE,
+        "source": {"kind": "warehouse", "conn_id": CONN_ID, "schema": SCHEMA,
+                   "events": ["api_call", "storage_used", "debug_ping"], "lookback_days": 3},
+        "hyperline_conn_id": "hyperline_wh_e2e",
+        "mapping": {"events": {"exclude": ["Debug Ping"]}},
+        "tuning": {"retries": 0, "chunk_size": 40, "batch_size": 25},
     }
-    config_path = tmp_path / "pipelines.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("HYPERLINE_SYNC_CONFIG", str(config_path))
-    with Emulator(api_key=API_KEY) as emulator:
-        monkeypatch.setenv("AIRFLOW_CONN_HYPERLINE_WH_E2E",
-                           json.dumps({"conn_type": "hyperline", "host": emulator.url, "password": API_KEY}))
-        yield Harness(warehouse, emulator, tmp_path / "state")
+    with pipeline_with_emulator(pipeline, API_KEY, tmp_path, monkeypatch) as (state_dir, emulator):
+        yield Harness(PIPELINE, emulator, state_dir, warehouse)
     warehouse.engine.dispose()
 
 
