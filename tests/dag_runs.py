@@ -46,16 +46,23 @@ def all_dead_letters(output_dir: Path) -> list[dict]:
     return [row for p in sorted(output_dir.rglob("dead_letters/*/*.jsonl.gz")) for row in read_dead_letters(p)]
 
 
-@contextmanager
-def pipeline_with_emulator(
-    pipeline: dict[str, Any], api_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Path, Emulator]]:
-    """Make `pipeline` (a config entry) the only one, with its state under tmp_path, and point its
-    Hyperline connection at a fresh emulator; yields (state dir, emulator)."""
+def use_pipeline(pipeline: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make `pipeline` (a config entry) the only one, read at run time through HYPERLINE_SYNC_CONFIG,
+    with its state under tmp_path; returns the state dir. Called again, it replaces the entry."""
     state_dir = tmp_path / "state"
     config_path = tmp_path / "pipelines.yaml"
     config_path.write_text(yaml.safe_dump({"state": {"dir": str(state_dir)}, "pipelines": [pipeline]}))
     monkeypatch.setenv("HYPERLINE_SYNC_CONFIG", str(config_path))
+    return state_dir
+
+
+@contextmanager
+def pipeline_with_emulator(
+    pipeline: dict[str, Any], api_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, Emulator]]:
+    """`use_pipeline`, with the pipeline's Hyperline connection pointed at a fresh emulator; yields
+    (state dir, emulator)."""
+    state_dir = use_pipeline(pipeline, tmp_path, monkeypatch)
     with Emulator(api_key=api_key) as emulator:
         connection = {"conn_type": "hyperline", "host": emulator.url, "password": api_key}
         monkeypatch.setenv(f"AIRFLOW_CONN_{pipeline['hyperline_conn_id'].upper()}", json.dumps(connection))

@@ -1,19 +1,18 @@
-"""tasks.earlier_days_pending: which earlier days of a run a day waits for (file:// archive, SQLite ledger)."""
+"""tasks: which earlier days of a run a day waits for, and what a sync does with busy days
+(file:// archive, SQLite ledger)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
-import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hyperline_sync import tasks
-from hyperline_sync.cli import FileSender
 from hyperline_sync.report import PartitionOutcome, write_outcome
-from hyperline_sync.sample_archive import generate_archive
+from hyperline_sync.sample_archive import SampleManifest, generate_archive
+from tests.dag_runs import use_pipeline
+from tests.recording_sender import Recorder
 
 DAYS = [dt.date(2026, 5, 1) + dt.timedelta(days=i) for i in range(3)]
 LABELS = [d.isoformat() for d in DAYS]
@@ -21,21 +20,23 @@ PIPELINE = "order"
 RUN = "manual__2026-05-04T00:00:00+00:00"
 
 
-@pytest.fixture
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    manifest = generate_archive(tmp_path / "archive", "orderSrc", DAYS, 200, seed=3, objects_per_day=2)
-    config = {
-        "state": {"dir": str(tmp_path / "state")},
-        "pipelines": [{
-            "name": PIPELINE,
-            "source": {"kind": "s3_archive", "url": manifest.root.as_uri(), "source_id": manifest.source_id},
-            "hyperline_conn_id": "unused",
-        }],
+def pipeline(manifest: SampleManifest, **tuning: int) -> dict:
+    return {
+        "name": PIPELINE,
+        "source": {"kind": "s3_archive", "url": manifest.root.as_uri(), "source_id": manifest.source_id},
+        "hyperline_conn_id": "unused",
+        "tuning": tuning,
     }
-    path = tmp_path / "pipelines.yaml"
-    path.write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("HYPERLINE_SYNC_CONFIG", str(path))
-    return tmp_path / "state"
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> SampleManifest:
+    return generate_archive(tmp_path / "archive", "orderSrc", DAYS, 200, seed=3, objects_per_day=2)
+
+
+@pytest.fixture
+def state(manifest: SampleManifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return use_pipeline(pipeline(manifest), tmp_path, monkeypatch)
 
 
 def pending(day: str, params: dict | None = None) -> list[str]:
@@ -49,7 +50,7 @@ def test_a_day_waits_for_earlier_days_with_units_to_sync(state: Path) -> None:
 
 def test_an_earlier_day_with_everything_done_is_not_waited_for(state: Path) -> None:
     # another run synced the first day completely: nothing of it can be sent by this run
-    tasks.sync(PIPELINE, [LABELS[0]], {}, "scheduled__2026-05-01T23:00:00+00:00", sender=FileSender(io.BytesIO()))
+    tasks.sync(PIPELINE, [LABELS[0]], {}, "scheduled__2026-05-01T23:00:00+00:00", sender=Recorder())
     assert pending(LABELS[2]) == [LABELS[1]]
     # with resend, every earlier day sends again, so the order is kept
     assert pending(LABELS[2], {"resend": True}) == LABELS[:2]
@@ -77,23 +78,22 @@ def outcome_files(state: Path) -> list[str]:
 def test_a_group_whose_days_are_all_busy_may_wait_leaving_no_outcome(state: Path) -> None:
     hold(LABELS[1])
     with pytest.raises(tasks.PartitionsBusyError, match="backfill__other"):
-        tasks.sync(PIPELINE, [LABELS[1]], {}, RUN, sender=FileSender(io.BytesIO()), wait_if_busy=True)
+        tasks.sync(PIPELINE, [LABELS[1]], {}, RUN, sender=Recorder(), wait_if_busy=True)
     assert outcome_files(state) == []
 
 
 def test_without_waiting_a_busy_day_fails_with_its_outcome(state: Path) -> None:
     hold(LABELS[1])
     with pytest.raises(tasks.PartitionFailedError, match="is being synced by backfill__other"):
-        tasks.sync(PIPELINE, [LABELS[1]], {}, RUN, sender=FileSender(io.BytesIO()))
+        tasks.sync(PIPELINE, [LABELS[1]], {}, RUN, sender=Recorder())
     assert outcome_files(state) == [f"{LABELS[1]}.json"]
 
 
-def test_a_group_with_some_busy_days_syncs_the_others_and_fails(state: Path) -> None:
-    path = Path(os.environ["HYPERLINE_SYNC_CONFIG"])
-    config = yaml.safe_load(path.read_text())
-    config["pipelines"][0]["tuning"] = {"dedup_window_days": 1}  # days 1 and 3 are not neighbours then
-    path.write_text(yaml.safe_dump(config))
+def test_a_group_with_some_busy_days_syncs_the_others_and_fails(
+    state: Path, manifest: SampleManifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_pipeline(pipeline(manifest, dedup_window_days=1), tmp_path, monkeypatch)  # days 1 and 3: not neighbours
     hold(LABELS[2])
     with pytest.raises(tasks.PartitionFailedError, match=LABELS[2]):
-        tasks.sync(PIPELINE, LABELS[:1] + LABELS[2:], {}, RUN, sender=FileSender(io.BytesIO()), wait_if_busy=True)
+        tasks.sync(PIPELINE, LABELS[:1] + LABELS[2:], {}, RUN, sender=Recorder(), wait_if_busy=True)
     assert outcome_files(state) == [f"{LABELS[0]}.json", f"{LABELS[2]}.json"]
