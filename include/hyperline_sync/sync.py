@@ -302,14 +302,15 @@ class _ObjectSync:
             breaker.success()
         self.outcome.requests += sent.requests
         self.outcome.retries += sent.retries
+        ids = fresh["message_id"].tolist()
         failed_ids = {_record_id(f.event) for f in sent.failed}
         if failed_ids:
-            line_of = dict(zip(fresh["message_id"].tolist(), fresh["line_no"].tolist(), strict=True))
+            line_of = dict(zip(ids, fresh["line_no"].tolist(), strict=True))
             for failure in sent.failed:
                 self.letters.add(failure.reason, line_of.get(_record_id(failure.event)), event=failure.event)
         self.counts.sent += sent.accepted
         self.counts.rejected += len(sent.failed)
-        self.delivered.extend(i for i in fresh["message_id"].tolist() if i not in failed_ids)
+        self.delivered.extend(i for i in ids if i not in failed_ids)
 
 
 def _record_id(event: Mapping) -> object:
