@@ -188,7 +188,9 @@ def _parse_static(raw: Any, path: str) -> dict[str, Any]:
     return dict(raw)
 
 
-_SCALARS = frozenset({str, int, float, bool})
+_SCALARS = frozenset({str, float, bool})
+# JSON integers a 64-bit encoder can write (orjson's range); msgspec decodes longer ones exactly.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 
 
 def is_record_value(value: Any) -> bool:
@@ -196,6 +198,8 @@ def is_record_value(value: Any) -> bool:
     kind = type(value)
     if kind is float:
         return value - value == 0.0  # finite
+    if kind is int:
+        return INT_MIN <= value <= INT_MAX
     return kind in _SCALARS or (kind is list and _homogeneous_scalars(value))
 
 
@@ -205,6 +209,8 @@ def _homogeneous_scalars(items: list[Any]) -> bool:
     for item in items:  # a plain loop: ~3x faster than all(...) on the usual 2-3 item arrays
         kind = type(item)
         if kind is int:
+            if not INT_MIN <= item <= INT_MAX:
+                return False
             kind = float
         elif kind is float:
             if item - item != 0.0:  # NaN or infinity (a warehouse's JSON can hold 1e999)
@@ -242,7 +248,7 @@ def _flatten_all(properties: dict, prefix: str, record: dict) -> int:
         # Cheapest checks first: this loop runs for every property of every event.
         if (
             kind is str
-            or kind is int
+            or (kind is int and INT_MIN <= value <= INT_MAX)
             or (kind is float and value - value == 0.0)  # finite
             or kind is bool
             or (kind is list and _homogeneous_scalars(value))

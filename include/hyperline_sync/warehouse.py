@@ -63,7 +63,7 @@ import pandas as pd
 
 from hyperline_sync.config import PipelineConfig, WarehouseSourceConfig
 from hyperline_sync.errors import UnitReadError
-from hyperline_sync.mapping import MappingConfig, PropertyRule, build_record
+from hyperline_sync.mapping import INT_MAX, INT_MIN, MappingConfig, PropertyRule, build_record
 from hyperline_sync.transform import ChunkResult, TrackColumns, clean_customer_id, map_track_columns
 
 __all__ = [
@@ -205,10 +205,11 @@ def _timestamps(values: list[Any]) -> tuple[list[str | None], list[bool]]:
 
 
 def _number(value: Decimal) -> int | float | None:
-    """A numeric as JSON can hold it: an int when integral, else the nearest float; None if not finite."""
+    """A numeric as JSON can hold it: an int when integral and within 64 bits, else the nearest
+    float; None if not finite."""
     if not value.is_finite():
         return None
-    if value == value.to_integral_value():
+    if value == value.to_integral_value() and INT_MIN <= value <= INT_MAX:
         return int(value)
     return float(value)
 

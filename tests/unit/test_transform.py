@@ -91,9 +91,42 @@ def test_customer_id_is_the_user_id_as_a_string(user_id: Any, expected: str) -> 
     assert only_event(run(track(userId=user_id)))["customer_id"] == expected
 
 
-def test_integers_beyond_64_bits_arrive_as_floats_and_stay_whole() -> None:
+def test_integers_beyond_64_bits_stay_whole_as_customer_ids() -> None:
     line = orjson.dumps(track()).replace(b'"userId":"user_1"', b'"userId":100000000000000000000')
     assert only_event(run(line))["customer_id"] == "100000000000000000000"
+
+
+def test_property_integers_beyond_64_bits_are_dropped_and_counted() -> None:
+    # No 64-bit JSON encoder (the hook's orjson) can write them, and a float would change the value.
+    big = (
+        b'{"huge":18446744073709551616,"low":-9223372036854775809,"max":18446744073709551615,'
+        b'"list":[1,99999999999999999999]}'
+    )
+    line = orjson.dumps(track(properties={})).replace(b'"properties":{}', b'"properties":' + big)
+    result = run(line)
+    assert only_event(result)["record"] == {"max": 2**64 - 1, "id": only_event(result)["message_id"]}
+    assert result.dropped_properties == 3
+
+
+def test_bad_utf8_in_a_field_the_transform_skips_is_still_malformed() -> None:
+    line = orjson.dumps(track(context={"ip": "x"})).replace(b'"ip":"x"', b'"ip":"\xff"')
+    reject = run(line).rejects[0]
+    assert (reject["reason"], "utf-8" in reject["detail"].lower()) == ("malformed_json", True)
+
+
+def test_a_number_beyond_the_float_range_in_a_skipped_field() -> None:
+    # Valid JSON that orjson cannot hold: the event is still delivered, and a dead letter of such a
+    # message keeps the fields the transform read, never the writeKey.
+    kept, rejected = (
+        orjson.dumps(track(context={"n": 0}, **fields)).replace(b'"n":0', b'"n":1e999')
+        for fields in ({}, {"userId": None})
+    )
+    result = run(kept, rejected)
+    assert len(result.events) == 1
+    assert reasons(result) == ["missing_customer_id"]
+    dead = result.rejects[0]["event"]
+    assert dead["type"] == "track" and dead["properties"] == {"endpoint": "/v1/x", "ms": 5}
+    assert "writeKey" not in dead and SECRET not in str(dead)
 
 
 @pytest.mark.parametrize(

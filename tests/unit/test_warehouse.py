@@ -105,6 +105,8 @@ def test_identifiers_are_quoted_and_embedded_quotes_doubled() -> None:
         (Decimal("-0"), 0),
         (Decimal("74.97"), 74.97),
         (Decimal("12345678901234.5678"), 12345678901234.568),  # the nearest double: documented precision
+        (Decimal("18446744073709551615"), 18446744073709551615),  # the largest integer JSON encoders write
+        (Decimal("1e30"), 1e30),  # an integer no 64-bit encoder writes: the nearest double
         (Decimal("NaN"), None),
         (Decimal("Infinity"), None),
         (1.5, 1.5),
