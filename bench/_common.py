@@ -288,7 +288,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for name in ("apache-airflow", "pandas", "pyarrow", "orjson", "isal", "requests", "psutil"):
+    for name in ("apache-airflow", "pandas", "pyarrow", "orjson", "msgspec", "isal", "requests", "psutil"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
