@@ -256,7 +256,7 @@ def map_track_columns(columns: TrackColumns, mapping: MappingConfig) -> ChunkRes
     """Apply the mapping to track messages: filters, checks, conversions (records are prebuilt)."""
     n = len(columns.event)
     reasons = np.full(n, None, dtype=object)
-    result = ChunkResult(events=_empty_events())
+    skipped = 0
 
     event = _objects(columns.event)
     alive = _reject(_present(event), reasons, "missing_event")
@@ -267,7 +267,7 @@ def map_track_columns(columns: TrackColumns, mapping: MappingConfig) -> ChunkRes
             kept &= events.isin(mapping.include_events).to_numpy()
         if mapping.exclude_events:
             kept &= ~events.isin(mapping.exclude_events).to_numpy()
-        result.skipped = int((alive & ~kept).sum())
+        skipped = int((alive & ~kept).sum())
         alive &= kept
 
     message_id = _objects(columns.message_id)
@@ -282,7 +282,7 @@ def map_track_columns(columns: TrackColumns, mapping: MappingConfig) -> ChunkRes
     alive &= _reject(alive & _present(timestamp), reasons, "invalid_timestamp", alive)
 
     rejected_rows = np.flatnonzero(_present(reasons))
-    result.rejects = [
+    rejects = [
         {
             "reason": reasons[row],
             "source_key": columns.source_key,
@@ -291,13 +291,14 @@ def map_track_columns(columns: TrackColumns, mapping: MappingConfig) -> ChunkRes
         }
         for row in rejected_rows
     ]
-    result.rejected = len(result.rejects)
     rows = np.flatnonzero(alive)
-    if rows.size:
-        result.events, result.dropped_properties = _events(
-            rows, event, message_id, customer_id, timestamp, columns, mapping
-        )
-    return result
+    # An empty frame costs ~0.6 ms to build: only for chunks that keep no event.
+    events, dropped = (
+        _events(rows, event, message_id, customer_id, timestamp, columns, mapping)
+        if rows.size
+        else (_empty_events(), 0)
+    )
+    return ChunkResult(events, rejects, skipped=skipped, rejected=len(rejects), dropped_properties=dropped)
 
 
 def _reject(ok: np.ndarray, reasons: np.ndarray, reason: str, among: np.ndarray | None = None) -> np.ndarray:
