@@ -1,8 +1,8 @@
 """The `mapping` section of a pipeline: which events go to Hyperline and how they are shaped.
 
 Paths and names refer to the Segment message as the S3 archive stores it (camelCase spec names:
-`userId`, `event`, `properties`, `context.groupId`). A warehouse reader reuses this mapping by
-rebuilding messages in that shape before calling `transform.transform_messages`.
+`userId`, `event`, `properties`, `context.groupId`). The warehouse reader reuses this mapping: it
+maps those paths to its snake_case columns and builds records with `build_record`.
 
 YAML shape (every key optional)::
 
