@@ -7,8 +7,8 @@ Measures, in this order, against one Hyperline emulator process on 127.0.0.1 (`-
 1. one DagRun of the sync DAG through Airflow (`airflow dags test`, bench_dagrun.py) over a generated
    3-day archive, then the same run again with nothing new, and a run over its own data interval;
 2. the pipeline without the scheduler: sync_partition per day in one process (bench_pipeline.py);
-3. references on the same files: the floor and the naive pandas way (bench_source.py's), and the
-   seed's way, one POST /v1/events per event with requests;
+3. references on the same files, each run next to a pipeline run: the floor and the naive pandas
+   way (bench_source.py's), and the seed's way, one POST /v1/events per event with requests;
 4. scaling: the pipeline at three sizes, and two days synced by two processes at once;
 5. a cProfile of the pipeline run.
 Every figure is recorded with the 1-minute load average before/after and the CPU that other
@@ -144,15 +144,17 @@ def measure(sizes: dict[str, Any], log: Any) -> dict[str, Any]:
         first, again = run_dagruns(emulator, main, DAYS, sizes["reruns"], scheduled=True)
         results["dagrun_first"], results["dagrun_again"] = first, again
 
-        log("2-3. pipeline in one process, floor, naive (interleaved) ...")
-        results["pipeline"], results["floor"], results["naive"] = [], [], []
+        log(f"2-3. pipeline in one process, floor, naive, the seed's way ({sizes['seed_events']:,} events; "
+            "interleaved) ...")
+        results["pipeline"], results["floor"], results["naive"], results["seed"] = [], [], [], []
         for run in range(sizes["runs"]):
             results["pipeline"].append(run_pipeline(emulator, main, days, "pipeline"))
             results["floor"].append(source_reference("floor", main))
+            # The seed's way is timed next to each pipeline run: its per-request latency drifts with
+            # the machine's load as much as our throughput does.
+            results["seed"].append(seed_way(emulator, main, sizes["seed_events"]))
             if run < sizes["naive_runs"]:
                 results["naive"].append(source_reference("naive", main))
-        log(f"3. the seed's way: one POST per event, {sizes['seed_events']:,} events ...")
-        results["seed"] = seed_way(emulator, main, sizes["seed_events"])
 
         log("4. scaling ...")
         results["scaling"] = {}
@@ -232,7 +234,8 @@ def verdict(ok: bool) -> str:
 
 def render(results: dict[str, Any], info: dict[str, Any], command: str, total_s: float) -> str:
     sizes = results["sizes"]
-    pipeline, floor, naive, seed = results["pipeline"], results["floor"], results["naive"], results["seed"]
+    pipeline, floor, naive, seeds = results["pipeline"], results["floor"], results["naive"], results["seed"]
+    seed = best(seeds)
     first, again = results["dagrun_first"], results["dagrun_again"]
     nothing_new = [r for r in again if r["label"].startswith("nothing-new")]
     scheduled = [r for r in again if r["label"] == "scheduled-interval"]
@@ -247,7 +250,7 @@ def render(results: dict[str, Any], info: dict[str, Any], command: str, total_s:
         row("2. pipeline in one process: sync_partition x 3 days + HyperlineHook", pipeline),
         row("3. floor: gunzip (ISA-L) + orjson.loads per line", floor),
         row("3. naive: pandas.read_json(lines=True) + to_dict", naive),
-        row(f"3. seed's way: one POST /v1/events per event ({seed['sent']:,} events)", [seed], cpu_key=None,
+        row(f"3. seed's way: one POST /v1/events per event ({seed['sent']:,} events)", seeds, cpu_key=None,
             rss_key=None),
     ]
     for lines, runs in results["scaling"].items():
@@ -358,7 +361,7 @@ def render(results: dict[str, Any], info: dict[str, Any], command: str, total_s:
 
 def reading(results: dict[str, Any]) -> str:
     """What the figures say about each target, worked out from this run's numbers."""
-    pipeline, floor, seed = results["pipeline"], results["floor"], results["seed"]
+    pipeline, floor, seed = results["pipeline"], results["floor"], best(results["seed"])
     p, f = best(pipeline), best(floor)
     stages = {s["stage"].split(":")[0].split(" (")[0]: s["share"] for s in results["profile"]["stages"]}
     per_cpu = p["sent"] / p["cpu_seconds"]
@@ -492,7 +495,7 @@ def profile_notes(results: dict[str, Any]) -> str:
 
 def noise_notes(results: dict[str, Any]) -> str:
     measured = [results["dagrun_first"], *results["dagrun_again"], *results["pipeline"], *results["floor"],
-                *results["naive"], results["seed"], results["parallel"], *results["serial"],
+                *results["naive"], *results["seed"], results["parallel"], *results["serial"],
                 *(r for runs in results["scaling"].values() for r in runs)]
     loads = [m[k] for m in measured for k in ("load_before", "load_after")]
     others = [m["others_cores"] for m in measured]
