@@ -4,6 +4,11 @@
     .venv/bin/python bench/bench_pipeline.py --lines 100000 3000000 --runs 1
     .venv/bin/python bench/bench_pipeline.py --parallel            # plus two days synced by two processes at once
     .venv/bin/python bench/bench_pipeline.py --profile             # plus a cProfile of one run (top 5 printed)
+    .venv/bin/python bench/bench_pipeline.py --sender null         # what the sync costs without sending
+
+`--sender` attributes the time of the send path: `hook` (the default) is the real HyperlineHook to
+the emulator; `encode` only encodes each batch with orjson in the send thread, as the hook does;
+`null` accepts every event at once. Both stand-ins count every event as sent.
 
 Each run is a fresh subprocess with fresh state (ledger, dedup ids, reports) that calls
 `hyperline_sync.sync.sync_partition` once per day with a SyncJob built the way `tasks.sync` builds it
@@ -38,7 +43,29 @@ PIPELINE = "bench"
 # --- in the child process -------------------------------------------------------------------------
 
 
-def sync_days(config_path: Path, days: list[dt.date], run_id: str) -> dict[str, Any]:
+class LocalSender:
+    """A stand-in for the hook that sends nothing: with `encode`, it serialises each batch as the hook
+    would (orjson, batch_size events) and throws the bytes away."""
+
+    def __init__(self, batch_size: int, encode: bool) -> None:
+        self.batch_size, self.encode = batch_size, encode
+
+    def send_events(self, events: list[dict], *, prevalidated: bool = False) -> Any:
+        import orjson
+
+        from hyperline_provider.events import DUMPS_OPTIONS
+        from hyperline_provider.results import SendResult
+
+        if self.encode:
+            for start in range(0, len(events), self.batch_size):
+                orjson.dumps(events[start : start + self.batch_size], option=DUMPS_OPTIONS)
+        return SendResult(accepted=len(events))
+
+    def close(self) -> None:
+        pass
+
+
+def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: str = "hook") -> dict[str, Any]:
     """sync_partition for each day, in this process; returns the summed counts and requests."""
     from hyperline_sync import tasks
     from hyperline_sync.breaker import CircuitBreaker
@@ -52,7 +79,10 @@ def sync_days(config_path: Path, days: list[dt.date], run_id: str) -> dict[str, 
     ledger = tasks.ledger_for(config)
     breaker = CircuitBreaker(ledger, pipeline.name, pipeline.tuning.breaker_failures,
                              dt.timedelta(minutes=pipeline.tuning.breaker_cooldown_minutes))
-    sender = tasks.make_sender(pipeline)
+    if sender_kind == "hook":
+        sender = tasks.make_sender(pipeline)
+    else:
+        sender = LocalSender(pipeline.tuning.batch_size, encode=sender_kind == "encode")
     job = SyncJob(pipeline=pipeline, ledger=ledger, source=open_source(pipeline), state_dir=config.state.dir,
                   output_dir=config.state.output_dir, run_id=run_id, owner=run_id, sender=sender, breaker=breaker)
     totals, requests, retries = Counts(), 0, 0
@@ -67,7 +97,7 @@ def sync_days(config_path: Path, days: list[dt.date], run_id: str) -> dict[str, 
     return {**totals.as_dict(), "requests": requests, "retries": retries}
 
 
-def child(config_path: Path, days: list[dt.date], profile: Path | None) -> None:
+def child(config_path: Path, days: list[dt.date], profile: Path | None, sender: str) -> None:
     """One measured run in this fresh process; prints a JSON line."""
     import pandas  # noqa: F401 - imported before the baseline, as in bench_source.py
 
@@ -77,10 +107,10 @@ def child(config_path: Path, days: list[dt.date], profile: Path | None) -> None:
     baseline = peak_rss_mb()
     cpu, main_cpu, started = time.process_time(), time.thread_time(), time.perf_counter()
     if profile is None:
-        result = sync_days(config_path, days, "bench")
+        result = sync_days(config_path, days, "bench", sender)
     else:
         profiler = cProfile.Profile()
-        result = profiler.runcall(sync_days, config_path, days, "bench")
+        result = profiler.runcall(sync_days, config_path, days, "bench", sender)
         profiler.dump_stats(profile)
     result["seconds"] = time.perf_counter() - started
     result["cpu_seconds"] = time.process_time() - cpu  # every thread of the process
@@ -117,9 +147,9 @@ def fresh_run_dir(label: str, archive: Path) -> Path:
     return folder
 
 
-def child_command(folder: Path, days: list[dt.date], profile: Path | None = None) -> list[str]:
+def child_command(folder: Path, days: list[dt.date], profile: Path | None = None, sender: str = "hook") -> list[str]:
     command = [sys.executable, __file__, "--child", str(folder / "pipelines.yaml"),
-               "--child-days", *(d.isoformat() for d in days)]
+               "--child-days", *(d.isoformat() for d in days), "--child-sender", sender]
     return command + (["--child-profile", str(profile)] if profile else [])
 
 
@@ -142,13 +172,13 @@ def _finish(result: dict[str, Any], meter: Meter, emulator: Emulator, cpu_before
 
 
 def run_pipeline(emulator: Emulator, archive: Path, days: list[dt.date], label: str,
-                 profile: Path | None = None) -> dict[str, Any]:
+                 profile: Path | None = None, sender: str = "hook") -> dict[str, Any]:
     """One fresh-process run over `days` of `archive`, with fresh state; the emulator's counters reset."""
     folder = fresh_run_dir(label, archive)
     admin(emulator.url, "/_emulator/reset", {})
     cpu_before = emulator.cpu()
     meter = Meter(extra=[emulator.ps])
-    out = subprocess.run(child_command(folder, days, profile), env=child_env(folder, emulator.url),
+    out = subprocess.run(child_command(folder, days, profile, sender), env=child_env(folder, emulator.url),
                          capture_output=True, text=True, check=False)
     meter.stop()
     if out.returncode:
@@ -261,23 +291,28 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="fresh-process runs per size")
     parser.add_argument("--parallel", action="store_true", help="two days at once, one process each")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of the largest size")
+    parser.add_argument("--sender", choices=("hook", "encode", "null"), default="hook",
+                        help="hook: the real HyperlineHook; encode/null: stand-ins that send nothing")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-days", type=dt.date.fromisoformat, nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-sender", default="hook", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.child_days, args.child_profile)
+        child(args.child, args.child_days, args.child_profile, args.child_sender)
         return 0
 
     days = archive_days(args.days)
     archives = {lines: archive_for(lines, args.days) for lines in args.lines}
     emulator = Emulator()
     try:
-        print(f"emulator {emulator.url} (--no-store); {os.cpu_count()} CPUs; best of {args.runs} fresh processes")
+        print(f"emulator {emulator.url} (--no-store); {os.cpu_count()} CPUs; best of {args.runs} fresh processes; "
+              f"sender: {args.sender}")
         print(f"{'lines':>10}{'sent':>10}{'wall s':>9}{'lines/s':>11}{'sent/s':>10}{'requests':>9}"
               f"{'peak RSS MB':>12}{'CPU s':>7}{'main':>6}{'emu':>6}{'load1':>12}{'others':>8}")
         for lines, archive in archives.items():
-            runs = [run_pipeline(emulator, archive, days, f"pipeline-{lines}") for _ in range(args.runs)]
+            runs = [run_pipeline(emulator, archive, days, f"pipeline-{lines}", sender=args.sender)
+                    for _ in range(args.runs)]
             best = min(runs, key=lambda r: r["seconds"])
             print(f"{best['read']:>10}{best['sent']:>10}{best['seconds']:>9.2f}{best['read'] / best['seconds']:>11,.0f}"
                   f"{best['sent'] / best['seconds']:>10,.0f}{best['requests']:>9}"
@@ -296,7 +331,7 @@ def main() -> int:
         if args.profile:
             lines = max(archives)
             profile = DATA / "runs" / "pipeline.prof"
-            run = run_pipeline(emulator, archives[lines], days, "profile", profile=profile)
+            run = run_pipeline(emulator, archives[lines], days, "profile", profile=profile, sender=args.sender)
             print(f"cProfile of {lines} lines ({run['seconds']:.1f}s with the profiler on): {profile}")
             print(render_costs(top_costs(profile), stage_breakdown(profile)))
     finally:
