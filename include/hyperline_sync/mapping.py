@@ -32,7 +32,16 @@ from typing import Any
 from hyperline_sync import validation as v
 from hyperline_sync.validation import ConfigError
 
-__all__ = ["ConfigError", "MappingConfig", "PropertyRule", "build_record", "is_record_value", "parse_mapping"]
+__all__ = [
+    "INT_MAX",
+    "INT_MIN",
+    "ConfigError",
+    "MappingConfig",
+    "PropertyRule",
+    "build_record",
+    "is_record_value",
+    "parse_mapping",
+]
 
 DEFAULT_RULE_KEY = "*"
 _PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
