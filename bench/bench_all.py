@@ -85,13 +85,12 @@ def seed_events(archive: Path, count: int) -> list[dict]:
     return events
 
 
-def seed_way(emulator: Emulator, archive: Path, count: int) -> dict[str, Any]:
+def seed_way(emulator: Emulator, events: list[dict]) -> dict[str, Any]:
     """What the Segment destination function does: one POST /v1/events per event.
 
     Generous to it: one keep-alive session (a function invocation per event would open connections),
     events prepared beforehand (only the posting is timed).
     """
-    events = seed_events(archive, count)
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {EMULATOR_KEY}", "Content-Type": "application/json"})
     url = f"{emulator.url}/v1/events"
@@ -147,12 +146,13 @@ def measure(sizes: dict[str, Any], log: Any) -> dict[str, Any]:
         log(f"2-3. pipeline in one process, floor, naive, the seed's way ({sizes['seed_events']:,} events; "
             "interleaved) ...")
         results["pipeline"], results["floor"], results["naive"], results["seed"] = [], [], [], []
+        events = seed_events(main, sizes["seed_events"])
         for run in range(sizes["runs"]):
             results["pipeline"].append(run_pipeline(emulator, main, days, "pipeline"))
             results["floor"].append(source_reference("floor", main))
             # The seed's way is timed next to each pipeline run: its per-request latency drifts with
             # the machine's load as much as our throughput does.
-            results["seed"].append(seed_way(emulator, main, sizes["seed_events"]))
+            results["seed"].append(seed_way(emulator, events))
             if run < sizes["naive_runs"]:
                 results["naive"].append(source_reference("naive", main))
 
