@@ -103,7 +103,7 @@ class _TrackFields:
     unpack: Callable[[Any], tuple[Any, ...]]  # -> type, event, messageId, timestamp, properties, customer
     struct: type
 
-    def fallback(self, line: bytes) -> Any:
+    def fallback(self, line: bytes) -> msgspec.Struct | str:
         """The fields of a line msgspec refused, through orjson (whose error wording the dead
         letters keep); a str saying why when the line is no JSON object."""
         try:
