@@ -157,9 +157,12 @@ class Ledger:
     def _migrate(self) -> None:
         try:
             with self.engine.begin() as conn:
+                # Tasks starting together on a fresh database (mapped tasks of a first run) would race
+                # to create the tables: the first to lock creates them, the others then find them.
                 if conn.dialect.name == "postgresql":
-                    # Tasks starting together on a fresh database would race to create the tables.
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                elif conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # its write lock, waited for up to the busy timeout
                 _metadata.create_all(conn)
                 version = conn.execute(sa.select(schema_version_table.c.version)).scalar()
                 if version is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 
 import pytest
 
@@ -100,3 +101,28 @@ def test_unreachable_database_is_a_clear_error_without_the_password():
 def test_counts_balance():
     assert Counts(read=4, sent=1, rejected=1, skipped=1, duplicates=1).balanced
     assert not Counts(read=5, sent=1).balanced
+
+
+def _open_after(barrier, path, errors) -> None:
+    barrier.wait()
+    try:
+        Ledger.sqlite(path)
+    except LedgerError as exc:
+        errors.put(str(exc))
+
+
+def test_processes_opening_a_new_sqlite_ledger_at_once_all_succeed(tmp_path):
+    # Mapped tasks of a first run start together on one machine: each creates the schema if it
+    # is missing, and none may fail because another created it a moment earlier.
+    context = multiprocessing.get_context("spawn")
+    barrier, errors = context.Barrier(6), context.Queue()
+    for attempt in range(5):
+        path = tmp_path / f"ledger-{attempt}.db"
+        workers = [context.Process(target=_open_after, args=(barrier, path, errors)) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert [worker.exitcode for worker in workers] == [0] * 6
+        assert errors.empty(), errors.get()
+        assert Ledger.sqlite(path).partitions("p") == {}
