@@ -42,8 +42,13 @@ def scrub_raw(line: bytes | str) -> str:
     return data.decode("utf-8", "replace")
 
 
+def dead_letters_root(output_dir: Path, pipeline: str) -> Path:
+    """The folder of a pipeline's dead letters, one subfolder per partition."""
+    return Path(output_dir) / pipeline / "dead_letters"
+
+
 def dead_letter_path(output_dir: Path, pipeline: str, partition: str, source_key: str) -> Path:
-    return output_dir / pipeline / "dead_letters" / partition / f"{Path(source_key).name}.jsonl.gz"
+    return dead_letters_root(output_dir, pipeline) / partition / f"{Path(source_key).name}.jsonl.gz"
 
 
 class ObjectDeadLetters:

@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["SeenIds", "hash_ids", "id_file"]
+__all__ = ["SeenIds", "hash_ids", "id_file", "ids_root"]
 
 # Arrow's default pool (mimalloc) keeps the pages it frees for reuse: reading the window's id files
 # and writing each object's ids held ~35 MB of RSS by the third day of a 3M-line sync (bench/). The
@@ -57,9 +57,14 @@ def hash_ids(ids: Iterable[str] | np.ndarray) -> np.ndarray:
 _PROBE_HASH = str(int(hash_ids(np.array([_PROBE], dtype=object))[0])).encode()
 
 
+def ids_root(state_dir: Path, pipeline: str) -> Path:
+    """The folder of a pipeline's id files, one subfolder per day."""
+    return Path(state_dir) / pipeline / "ids"
+
+
 def id_file(state_dir: Path, pipeline: str, day: date, key: str) -> Path:
     digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
-    return Path(state_dir) / pipeline / "ids" / day.isoformat() / f"{digest}.parquet"
+    return ids_root(state_dir, pipeline) / day.isoformat() / f"{digest}.parquet"
 
 
 class _SortedHashes:
@@ -120,7 +125,7 @@ class SeenIds:
     def _load(self, days: list[date]) -> np.ndarray:
         parts = []
         for day in days:
-            folder = self.state_dir / self.pipeline / "ids" / day.isoformat()
+            folder = ids_root(self.state_dir, self.pipeline) / day.isoformat()
             if folder.is_dir():
                 parts.extend(_read_hashes(path) for path in sorted(folder.glob("*.parquet")))
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)

@@ -1,0 +1,117 @@
+"""Pruning old state: which day folders go, which stay, and the cutoffs that are refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+
+import pytest
+import yaml
+
+from hyperline_sync.cli import main
+from hyperline_sync.config import load_config
+from hyperline_sync.dedup import SeenIds
+from hyperline_sync.ledger import DONE, FAILED, Ledger
+from hyperline_sync.retention import DEAD_LETTERS, IDS, PruneRefusedError, earliest_needed_day, prunable_folders, remove
+
+TODAY = dt.date(2026, 6, 30)
+DAYS = [dt.date(2026, 6, 1) + dt.timedelta(days=n) for n in range(5)]  # 06-01 .. 06-05
+TTL = dt.timedelta(minutes=5)
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(yaml.safe_dump({
+        "state": {"dir": str(tmp_path / "state")},
+        "pipelines": [{"name": "acme", "source": {"kind": "s3_archive", "url": "file:///nowhere", "source_id": "s"},
+                       "tuning": {"dedup_window_days": 2, "lookback_days": 1}}],
+    }))
+    return load_config(path)
+
+
+@pytest.fixture
+def ledger(config) -> Ledger:
+    return Ledger.sqlite(config.state.dir / "ledger.db")
+
+
+def _state(config) -> None:
+    """Each day: the ids of two objects (as a real sync commits them) and a dead letter file."""
+    for day in DAYS:
+        seen = SeenIds(config.state.dir, "acme", day, 0)
+        for key in ("a.gz", "b.gz"):
+            seen.commit_object(f"{day}/{key}", [f"{day}-{key}-{n}" for n in range(50)])
+        letters = config.state.output_dir / "acme" / "dead_letters" / day.isoformat() / "a.gz.jsonl.gz"
+        letters.parent.mkdir(parents=True, exist_ok=True)
+        letters.write_bytes(gzip.compress(b'{"reason": "missing_event"}\n'))
+
+
+def test_lists_and_removes_only_the_days_before_the_cutoff(config, ledger):
+    _state(config)
+    (config.state.dir / "acme" / "ids" / "notes.txt").write_text("not a day folder")
+    folders = prunable_folders(config, config.pipeline("acme"), ledger, DAYS[3], today=TODAY)
+    assert [(f.day, f.kind, f.files) for f in folders] == [(day, IDS, 2) for day in DAYS[:3]]
+    assert all(f.bytes == sum(p.stat().st_size for p in f.path.iterdir()) > 0 for f in folders)
+
+    remove(folders)
+    window = SeenIds(config.state.dir, "acme", DAYS[4], window_days=4)
+    assert window.known_count == 2 * 2 * 50  # only 06-04 and 06-05 are left to dedup against
+    assert (config.state.dir / "acme" / "ids" / "notes.txt").exists()
+    assert all((config.state.output_dir / "acme" / "dead_letters" / d.isoformat()).is_dir() for d in DAYS)
+
+
+def test_dead_letters_go_only_when_asked(config, ledger):
+    _state(config)
+    folders = prunable_folders(config, config.pipeline("acme"), ledger, DAYS[2], dead_letters=True, today=TODAY)
+    assert [(f.day, f.kind) for f in folders] == [
+        (DAYS[0], DEAD_LETTERS), (DAYS[0], IDS), (DAYS[1], DEAD_LETTERS), (DAYS[1], IDS)]
+    remove(folders)
+    left = sorted(p.name for p in (config.state.output_dir / "acme" / "dead_letters").iterdir())
+    assert left == [d.isoformat() for d in DAYS[2:]]
+
+
+def test_a_cutoff_the_scheduled_run_still_reads_is_refused(config, ledger):
+    # lookback 1 + window 2: the scheduled run on 06-30 syncs from 06-29 and dedups against 06-27..28.
+    assert earliest_needed_day(config.pipeline("acme"), ledger, TODAY)[0] == dt.date(2026, 6, 27)
+    prunable_folders(config, config.pipeline("acme"), ledger, dt.date(2026, 6, 27), today=TODAY)
+    with pytest.raises(PruneRefusedError, match=r"lookback_days 1.*use --before 2026-06-27 or earlier"):
+        prunable_folders(config, config.pipeline("acme"), ledger, dt.date(2026, 6, 28), today=TODAY)
+
+
+@pytest.mark.parametrize("status", [FAILED, "running"])
+def test_the_window_of_a_partition_to_rerun_or_being_synced_is_kept(config, ledger, status):
+    _state(config)
+    ledger.claim("acme", "2026-06-04", "run-1", TTL, run_id="run-1")
+    if status == FAILED:
+        ledger.finish("acme", "2026-06-04", "run-1", FAILED, "object x: corrupt gzip data")
+    ledger.claim("acme", "2026-06-05", "run-1", TTL, run_id="run-1")
+    ledger.finish("acme", "2026-06-05", "run-1", DONE)  # done: its window is not read again
+    with pytest.raises(PruneRefusedError, match=f"partition 2026-06-04 is {status}.*--before 2026-06-02 or earlier"):
+        prunable_folders(config, config.pipeline("acme"), ledger, DAYS[3], today=TODAY)
+    assert [f.day for f in prunable_folders(config, config.pipeline("acme"), ledger, DAYS[1], today=TODAY)] == [DAYS[0]]
+
+
+def test_cli_dry_run_lists_and_keeps_then_prune_removes(config, capsys):
+    _state(config)
+    args = ["prune", "--config", str(config.path), "--pipeline", "acme", "--before", "2026-06-03"]
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2026-06-01  ids" in out and "2026-06-02  ids" in out and "would remove 2 day folders" in out
+    assert (config.state.dir / "acme" / "ids" / "2026-06-01").is_dir()
+
+    assert main(args) == 0
+    assert "removed 2 day folders" in capsys.readouterr().out
+    assert sorted(p.name for p in (config.state.dir / "acme" / "ids").iterdir()) == [d.isoformat() for d in DAYS[2:]]
+
+
+def test_cli_refusal_exits_2_with_the_reason(config, capsys):
+    _state(config)
+    today = dt.datetime.now(dt.UTC).date()
+    assert main(["prune", "--config", str(config.path), "--pipeline", "acme", "--before", today.isoformat()]) == 2
+    assert "would remove state still needed" in capsys.readouterr().err
+    assert (config.state.dir / "acme" / "ids" / "2026-06-01").is_dir()
+
+
+def test_cli_bad_day_exits_2(config, capsys):
+    assert main(["prune", "--config", str(config.path), "--pipeline", "acme", "--before", "June"]) == 2
+    assert "--before: 'June' is not a date" in capsys.readouterr().err
