@@ -70,6 +70,11 @@ class ArchiveObject:
     etag: str
     day: date
 
+    @property
+    def watermark(self) -> None:
+        """An object's version is its ETag alone; nothing orders the data inside a day folder."""
+        return None
+
 
 @dataclass(frozen=True)
 class LineChunk:

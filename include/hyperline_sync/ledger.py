@@ -272,8 +272,14 @@ class Ledger:
                 "another run took it; raise claim_ttl_minutes if batches are this slow"
             )
 
-    def finish(self, pipeline: str, partition: str, owner: str, status: str, error: str | None = None) -> None:
-        """Release the claim, record the outcome and roll object counts up into the partition."""
+    def finish(
+        self, pipeline: str, partition: str, owner: str, status: str, error: str | None = None,
+        watermark: str | None = None,
+    ) -> None:
+        """Release the claim, record the outcome and roll object counts up into the partition.
+
+        `watermark` (kept when None) is how far the data of a partition synced in full goes.
+        """
         p, o = partitions_table.c, objects_table.c
         with self.engine.begin() as conn:
             sums = conn.execute(
@@ -295,6 +301,7 @@ class Ledger:
                     objects_total=sums.total,
                     objects_done=sums.done,
                     **{n: getattr(sums, n) for n in COUNT_FIELDS},
+                    **({} if watermark is None else {"watermark": watermark}),
                 )
             )
 

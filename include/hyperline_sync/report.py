@@ -37,6 +37,7 @@ class PartitionOutcome:
     dead_letters: list[str] = field(default_factory=list)
     dry_run_output: str | None = None
     ledger_totals: Counts | None = None  # the partition over all runs (counts above: this run only)
+    watermark: str | None = None  # warehouse: newest uuid_ts of the slices, once all of them are synced
 
     def to_json(self) -> dict:
         return asdict(self)

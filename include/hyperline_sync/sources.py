@@ -22,6 +22,11 @@ class Unit(Protocol):
     etag: str  # the unit's version
     day: dt.date
 
+    @property
+    def watermark(self) -> str | None:
+        """How far the unit's data goes (a warehouse slice: its newest uuid_ts), or None."""
+        ...
+
 
 class PartitionSource(Protocol):
     def list_units(self, day: dt.date) -> list[Unit]: ...

@@ -137,6 +137,8 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
                     continue
                 outcome.counts.add(counts)
                 outcome.objects_synced += 1
+        if not errors:  # every unit of the day is done: its data is synced up to the newest unit's
+            outcome.watermark = max((u.watermark for u in objects if u.watermark is not None), default=None)
     except Exception as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
         with contextlib.suppress(AttributeError):
@@ -147,7 +149,8 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
         if errors:
             outcome.status, outcome.error = FAILED, "; ".join(errors)
         if not job.dry_run:
-            job.ledger.finish(job.pipeline.name, partition, job.owner, outcome.status, outcome.error)
+            job.ledger.finish(job.pipeline.name, partition, job.owner, outcome.status, outcome.error,
+                              watermark=outcome.watermark)
             outcome.ledger_totals = job.ledger.partitions(job.pipeline.name, [partition])[partition].counts
     if errors:
         failed = PartitionFailedError(f"partition {partition} failed: {outcome.error}")

@@ -111,6 +111,10 @@ class WarehouseUnit:
     rows: int
     last_load: dt.datetime | None  # max uuid_ts: the slice's watermark
 
+    @property
+    def watermark(self) -> str | None:
+        return None if self.last_load is None else self.last_load.isoformat()
+
 
 def snake_case(name: str) -> str:
     """Segment's warehouse naming of events and properties (segmentio/go-snakecase's algorithm).

@@ -359,6 +359,9 @@ def test_late_loads_are_new_slices_read_by_the_next_run_alone(harness: Harness, 
     _, pipeline = pipeline_config(tmp_path, events=["api_call", "storage_used"])
     [first] = harness.sync(pipeline, D1)
     assert first.counts.sent == len(first_rows)
+    ledger = Ledger.sqlite(tmp_path / "state" / "ledger.db")
+    # The partition's watermark: the newest load (uuid_ts) of a day synced in full.
+    assert first.watermark == ledger.partitions("wh")[D1.isoformat()].watermark == at(D1, 9, 40).isoformat()
 
     # Segment loads rows received on D1 a day and a half later (a catch-up load).
     late = wh.insert([
@@ -371,6 +374,7 @@ def test_late_loads_are_new_slices_read_by_the_next_run_alone(harness: Harness, 
     [second] = harness.sync(pipeline, D1)
     assert second.objects_synced == 1 and second.objects_skipped == first.objects_total
     assert second.counts.as_dict() == {"read": 6, "sent": 5, "rejected": 0, "skipped": 0, "duplicates": 1}
+    assert second.watermark == ledger.partitions("wh")[D1.isoformat()].watermark == at(D2, 7, 30).isoformat()
     assert sorted(harness.sender.by_id()) == [f"late-{i}" for i in range(5)]
     assert_sent_exactly(harness.sender, [r for r in late if r.expect == SENT])
 
@@ -491,6 +495,7 @@ def test_an_unreadable_slice_fails_alone_and_names_itself(harness: Harness, tmp_
     status = {o["key"]: o["status"] for o in ledger.objects("wh", D1.isoformat())}
     assert status[f"{SCHEMA}.api_call@2026-03-01T06"] == "failed"
     assert status[f"{SCHEMA}.api_call@2026-03-01T02"] == "done"
+    assert ledger.partitions("wh")[D1.isoformat()].watermark is None  # the day is not synced in full
 
 
 def test_listing_errors_name_the_schema_and_missing_tables_are_skipped(

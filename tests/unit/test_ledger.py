@@ -83,6 +83,17 @@ def test_pipelines_are_separate(ledger):
     assert ledger.partitions("b")["d"].claimed_by == "r2"
 
 
+def test_watermark_is_kept_until_a_finish_gives_a_new_one(ledger):
+    ledger.claim("p", "d", "r1", TTL, run_id="r1")
+    ledger.finish("p", "d", "r1", DONE, watermark="2026-03-02T07:30:00+00:00")
+    ledger.claim("p", "d", "r2", TTL, run_id="r2")
+    ledger.finish("p", "d", "r2", FAILED, "slice x: boom")
+    assert ledger.partitions("p")["d"].watermark == "2026-03-02T07:30:00+00:00"
+    ledger.claim("p", "d", "r3", TTL, run_id="r3")
+    ledger.finish("p", "d", "r3", DONE, watermark="2026-03-03T01:00:00+00:00")
+    assert ledger.partitions("p")["d"].watermark == "2026-03-03T01:00:00+00:00"
+
+
 def test_schema_is_created_once(tmp_path):
     Ledger.sqlite(tmp_path / "l.db").claim("p", "d", "r", TTL, run_id="r")
     again = Ledger.sqlite(tmp_path / "l.db")
