@@ -150,6 +150,9 @@ class TuningConfig:
     send_max_attempts: int = 8
     send_backoff_seconds: float = 1.0  # first backoff delay; doubles per attempt, with jitter
     send_max_retry_seconds: float = 300.0  # time budget of one request, waits included
+    # After each run, remove the dedup id files of days older than this (never of days a sync still
+    # reads; see retention.py). None keeps them forever.
+    state_retention_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -420,6 +423,7 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
             "send_max_attempts",
             "send_backoff_seconds",
             "send_max_retry_seconds",
+            "state_retention_days",
         },
     )
 
@@ -437,11 +441,19 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
             raise ConfigError(v.child(path, key), f"must be a number of seconds >= 0, got {value!r}")
         return float(value)
 
+    window, lookback = get("dedup_window_days", 0), get("lookback_days", 0)
+    retention = raw.get("state_retention_days")
+    if retention is not None:
+        retention_path = v.child(path, "state_retention_days")
+        retention = v.integer(retention, retention_path, 1)
+        if retention < lookback + window:
+            raise ConfigError(retention_path, f"must be at least lookback_days + dedup_window_days "
+                              f"({lookback + window}): the scheduled run reads the ids of that many days back")
     return TuningConfig(
         chunk_size=get("chunk_size", 1),
         batch_size=get("batch_size", 1, MAX_BATCH_SIZE),
-        dedup_window_days=get("dedup_window_days", 0),
-        lookback_days=get("lookback_days", 0),
+        dedup_window_days=window,
+        lookback_days=lookback,
         claim_ttl_minutes=get("claim_ttl_minutes", 1),
         max_requests_per_second=None if rate is None else float(rate),
         retries=get("retries", 0, 20),
@@ -452,6 +464,7 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
         send_max_attempts=get("send_max_attempts", 1, 100),
         send_backoff_seconds=seconds("send_backoff_seconds"),
         send_max_retry_seconds=seconds("send_max_retry_seconds"),
+        state_retention_days=retention,
     )
 
 

@@ -3,10 +3,11 @@
 Day D's id files (`dedup.id_file`) are read while days D to D + `dedup_window_days` are synced, and
 when D is synced again. They are never needed after that, but nothing removes them: they grow by
 the ids of every event ever sent (about 31 MB per million UUID messageIds). `hyperline-sync
-prune` removes those of the days before a cutoff, and refuses a cutoff that a sync may still read:
+prune` removes those of the days before a cutoff, and with `tuning.state_retention_days` set every
+run's `summarize` task removes those older than that. Neither removes what a sync may still read:
 one later than the scheduled run's earliest window (today - `lookback_days` - `dedup_window_days`),
 or than the window of a partition that is being synced or waits for a rerun (ledger status
-running or failed).
+running or failed). The command refuses such a cutoff; the automatic prune stops short of it.
 
 What pruning gives up: a backfill or `resend` of a day within `dedup_window_days` after a pruned
 day no longer sees the pruned day's ids, so a messageId on both days is sent again from the later
@@ -26,7 +27,7 @@ from hyperline_sync.deadletter import dead_letters_root
 from hyperline_sync.dedup import ids_root
 from hyperline_sync.ledger import FAILED, RUNNING, Ledger
 
-__all__ = ["PruneRefusedError", "StateFolder", "earliest_needed_day", "prunable_folders", "remove"]
+__all__ = ["PruneRefusedError", "StateFolder", "earliest_needed_day", "prunable_folders", "prune_expired", "remove"]
 
 IDS, DEAD_LETTERS = "ids", "dead_letters"
 
@@ -88,6 +89,21 @@ def prunable_folders(
                 files = [path for path in folder.rglob("*") if path.is_file()]
                 found.append(StateFolder(day, kind, folder, len(files), sum(path.stat().st_size for path in files)))
     return sorted(found, key=lambda folder: (folder.day, folder.kind))
+
+
+def prune_expired(
+    config: Config, pipeline: PipelineConfig, ledger: Ledger, today: dt.date | None = None
+) -> list[StateFolder]:
+    """What each run does when `tuning.state_retention_days` is set: remove the id files of the days
+    older than that, but never of a day `earliest_needed_day` keeps. Returns what was removed."""
+    retention = pipeline.tuning.state_retention_days
+    if retention is None:
+        return []
+    today = today or dt.datetime.now(dt.UTC).date()
+    before = min(today - dt.timedelta(days=retention), earliest_needed_day(pipeline, ledger, today)[0])
+    folders = prunable_folders(config, pipeline, ledger, before, today=today)
+    remove(folders)
+    return folders
 
 
 def remove(folders: list[StateFolder]) -> None:

@@ -29,6 +29,7 @@ from hyperline_sync.report import (
     write_outcome,
     write_report,
 )
+from hyperline_sync.retention import prune_expired
 from hyperline_sync.sources import PartitionSource, open_source
 from hyperline_sync.sync import PartitionFailedError, Sender, SyncJob, sync_partition, units_to_sync
 
@@ -239,12 +240,28 @@ def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id:
     log.info("dead letters: %s", ", ".join(dead) if dead else "none")
     if not report["balanced"]:
         log.warning("counts do not add up (read != sent + rejected + skipped + duplicates): see %s", path)
+    _prune_expired(config, pipeline)
     if report["failed_partitions"]:
         raise RunFailedError(
             f"{len(report['failed_partitions'])} partition(s) failed: {', '.join(report['failed_partitions'])}; "
             f"details in {path}. Rerun them with params {{\"partitions\": [\"failed\"]}}."
         )
     return {"report": str(path), "status": report["status"], "totals": report["totals"]}
+
+
+def _prune_expired(config: Config, pipeline: PipelineConfig) -> None:
+    """`tuning.state_retention_days`: old dedup id files go after each run; a failure to remove them
+    is logged, never the run's failure."""
+    try:
+        removed = prune_expired(config, pipeline, ledger_for(config))
+    except Exception as exc:
+        log.warning("could not prune state older than %s days: %s: %s", pipeline.tuning.state_retention_days,
+                    type(exc).__name__, exc)
+        return
+    if removed:
+        log.info("pruned the dedup ids of %d days (%s to %s, %.1f MB): older than state_retention_days (%d)",
+                 len(removed), removed[0].day, removed[-1].day, sum(f.bytes for f in removed) / 1e6,
+                 pipeline.tuning.state_retention_days)
 
 
 def _public_params(params: dict) -> dict:

@@ -9,25 +9,37 @@ import pytest
 import yaml
 
 from hyperline_sync.cli import main
-from hyperline_sync.config import load_config
+from hyperline_sync.config import ConfigError, load_config, parse_config
 from hyperline_sync.dedup import SeenIds
 from hyperline_sync.ledger import DONE, FAILED, Ledger
-from hyperline_sync.retention import DEAD_LETTERS, IDS, PruneRefusedError, earliest_needed_day, prunable_folders, remove
+from hyperline_sync.retention import (
+    DEAD_LETTERS,
+    IDS,
+    PruneRefusedError,
+    earliest_needed_day,
+    prunable_folders,
+    prune_expired,
+    remove,
+)
 
 TODAY = dt.date(2026, 6, 30)
 DAYS = [dt.date(2026, 6, 1) + dt.timedelta(days=n) for n in range(5)]  # 06-01 .. 06-05
 TTL = dt.timedelta(minutes=5)
 
 
-@pytest.fixture
-def config(tmp_path):
+def _config(tmp_path, **tuning):
     path = tmp_path / "pipelines.yaml"
     path.write_text(yaml.safe_dump({
         "state": {"dir": str(tmp_path / "state")},
         "pipelines": [{"name": "acme", "source": {"kind": "s3_archive", "url": "file:///nowhere", "source_id": "s"},
-                       "tuning": {"dedup_window_days": 2, "lookback_days": 1}}],
+                       "tuning": {"dedup_window_days": 2, "lookback_days": 1, **tuning}}],
     }))
     return load_config(path)
+
+
+@pytest.fixture
+def config(tmp_path):
+    return _config(tmp_path)
 
 
 @pytest.fixture
@@ -115,3 +127,33 @@ def test_cli_refusal_exits_2_with_the_reason(config, capsys):
 def test_cli_bad_day_exits_2(config, capsys):
     assert main(["prune", "--config", str(config.path), "--pipeline", "acme", "--before", "June"]) == 2
     assert "--before: 'June' is not a date" in capsys.readouterr().err
+
+
+def test_retention_is_off_by_default_and_at_least_lookback_plus_window():
+    raw = {"pipelines": [{"name": "p", "source": {"kind": "s3_archive", "url": "file:///d", "source_id": "s"}}]}
+    assert parse_config(raw).pipelines[0].tuning.state_retention_days is None
+    raw["pipelines"][0]["tuning"] = {"state_retention_days": 30}
+    assert parse_config(raw).pipelines[0].tuning.state_retention_days == 30
+    raw["pipelines"][0]["tuning"] = {"state_retention_days": 7, "dedup_window_days": 7, "lookback_days": 1}
+    with pytest.raises(ConfigError, match=r"tuning.state_retention_days: must be at least .* \(8\)"):
+        parse_config(raw)
+
+
+def test_automatic_prune_removes_days_past_retention_only(tmp_path, ledger):
+    _state(_config(tmp_path))
+    assert prune_expired(_config(tmp_path), _config(tmp_path).pipeline("acme"), ledger, today=TODAY) == []
+
+    config = _config(tmp_path, state_retention_days=27)  # 06-30 - 27 days: keeps 06-03 on
+    removed = prune_expired(config, config.pipeline("acme"), ledger, today=TODAY)
+    assert [(f.day, f.kind) for f in removed] == [(DAYS[0], IDS), (DAYS[1], IDS)]
+    assert sorted(p.name for p in (config.state.dir / "acme" / "ids").iterdir()) == [d.isoformat() for d in DAYS[2:]]
+    assert (config.state.output_dir / "acme" / "dead_letters" / DAYS[0].isoformat()).is_dir()
+
+
+def test_automatic_prune_stops_short_of_a_failed_partitions_window(tmp_path, ledger):
+    config = _config(tmp_path, state_retention_days=3)
+    _state(config)
+    ledger.claim("acme", "2026-06-04", "run-1", TTL, run_id="run-1")
+    ledger.finish("acme", "2026-06-04", "run-1", FAILED, "object x: corrupt gzip data")
+    removed = prune_expired(config, config.pipeline("acme"), ledger, today=TODAY)
+    assert [f.day for f in removed] == [DAYS[0]]  # 06-02 and 06-03 are the failed day's window

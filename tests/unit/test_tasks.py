@@ -97,3 +97,16 @@ def test_a_group_with_some_busy_days_syncs_the_others_and_fails(
     with pytest.raises(tasks.PartitionFailedError, match=LABELS[2]):
         tasks.sync(PIPELINE, LABELS[:1] + LABELS[2:], {}, RUN, sender=Recorder(), wait_if_busy=True)
     assert outcome_files(state) == [f"{LABELS[0]}.json", f"{LABELS[2]}.json"]
+
+
+@pytest.mark.parametrize("retention", [None, 30])
+def test_summarize_prunes_ids_past_state_retention_days(
+    manifest: SampleManifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, retention: int | None
+) -> None:
+    tuning = {} if retention is None else {"state_retention_days": retention}
+    state = use_pipeline(pipeline(manifest, **tuning), tmp_path, monkeypatch)
+    tasks.sync(PIPELINE, LABELS, {}, RUN, sender=Recorder())
+    assert sorted(p.name for p in (state / PIPELINE / "ids").iterdir()) == LABELS
+    tasks.summarize(PIPELINE, [LABELS], {}, RUN)
+    # These days are months before today: past 30 days of retention, kept without it.
+    assert sorted(p.name for p in (state / PIPELINE / "ids").iterdir()) == ([] if retention else LABELS)
