@@ -97,7 +97,13 @@ class _SortedHashes:
 
 
 class SeenIds:
-    """The message ids a partition's sync must not send again (see module docstring)."""
+    """The message ids a partition's sync must not send again (see module docstring).
+
+    `dry_run_dir` is a dry run's own store: `commit_object` writes there instead of `state_dir`, and
+    the earlier days of the window are read from both, so the days of one dry run dedup against
+    each other as a real run's do while real progress stays untouched. The day's own ids are read
+    from `state_dir` only: a retried dry-run task reads every object again.
+    """
 
     def __init__(
         self,
@@ -106,15 +112,18 @@ class SeenIds:
         day: date,
         window_days: int,
         include_own_partition: bool = True,
+        dry_run_dir: Path | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.commit_dir = self.state_dir if dry_run_dir is None else Path(dry_run_dir)
         self.pipeline = pipeline
         self.day = day
         self.duplicates = 0
-        days = [day - timedelta(days=back) for back in range(window_days, 0, -1)]
-        if include_own_partition:
-            days.append(day)
-        self._known = _SortedHashes(self._load(days))
+        earlier = [day - timedelta(days=back) for back in range(window_days, 0, -1)]
+        known = self._load(self.state_dir, [*earlier, day] if include_own_partition else earlier)
+        if dry_run_dir is not None:
+            known = np.concatenate((known, self._load(self.commit_dir, earlier)))
+        self._known = _SortedHashes(known)
         self._run = _SortedHashes()
 
     @property
@@ -122,10 +131,10 @@ class SeenIds:
         """How many ids were loaded from earlier partitions and committed objects."""
         return len(self._known)
 
-    def _load(self, days: list[date]) -> np.ndarray:
+    def _load(self, root: Path, days: list[date]) -> np.ndarray:
         parts = []
         for day in days:
-            folder = ids_root(self.state_dir, self.pipeline) / day.isoformat()
+            folder = ids_root(root, self.pipeline) / day.isoformat()
             if folder.is_dir():
                 parts.extend(_read_hashes(path) for path in sorted(folder.glob("*.parquet")))
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
@@ -151,7 +160,7 @@ class SeenIds:
         synced again but delivers nothing already sent, and forgetting those ids would let a later
         day's copy overwrite the first-received one at Hyperline.
         """
-        path = id_file(self.state_dir, self.pipeline, self.day, key)
+        path = id_file(self.commit_dir, self.pipeline, self.day, key)
         values = np.asarray(list(ids), dtype=object)
         if path.exists():
             stored = pq.read_table(path, columns=["message_id"]).column("message_id").to_pylist()

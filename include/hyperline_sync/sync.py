@@ -30,7 +30,7 @@ from hyperline_sync.deadletter import ObjectDeadLetters, dead_letter_path
 from hyperline_sync.dedup import SeenIds
 from hyperline_sync.errors import UnitReadError
 from hyperline_sync.ledger import DONE, FAILED, Counts, Ledger, PartitionBusyError
-from hyperline_sync.report import PartitionOutcome
+from hyperline_sync.report import PartitionOutcome, run_dir
 from hyperline_sync.sources import PartitionSource, Unit
 from hyperline_sync.transform import ChunkResult
 
@@ -94,6 +94,12 @@ def to_events(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
+def dry_run_dir(output_dir: Path, pipeline: str, run_id: str) -> Path:
+    """Where a dry run keeps the ids its days would have sent, so that its later days dedup against
+    them; removed by the run's summarize."""
+    return run_dir(output_dir, pipeline, run_id) / "dry_run" / "state"
+
+
 def units_to_sync(
     source: PartitionSource, ledger: Ledger, pipeline: str, day: dt.date, *, resend: bool = False
 ) -> tuple[list[Unit], list[Unit]]:
@@ -123,7 +129,8 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
         log.info("partition %s: %d objects, %d already done, %d to sync%s", partition, len(objects),
                  len(objects) - len(todo), len(todo), " (dry run)" if job.dry_run else "")
         seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
-                       include_own_partition=not job.resend)
+                       include_own_partition=not job.resend,
+                       dry_run_dir=dry_run_dir(job.output_dir, job.pipeline.name, job.run_id) if job.dry_run else None)
         renewal = _ClaimRenewal(job, partition)
         with _gc_relaxed():
             for obj in todo:
@@ -257,8 +264,8 @@ class _ObjectSync:
         path = self.letters.close()
         if path is not None:
             self.outcome.dead_letters.append(str(path))
+        self.seen.commit_object(obj.key, self.delivered)  # a dry run's go to its own store (dry_run_dir)
         if not job.dry_run:
-            self.seen.commit_object(obj.key, self.delivered)
             job.ledger.record_object(job.pipeline.name, self.partition, obj.key, obj.etag, DONE, self.counts,
                                      job.run_id)
         log.info("object %s: %s", obj.key, self.counts.as_dict())
@@ -280,6 +287,7 @@ class _ObjectSync:
         events = to_events(fresh)
         if job.dry_run or job.sender is None:
             counts.sent += len(events)
+            self.delivered.extend(fresh["message_id"].tolist())
             if job.event_sink is not None:
                 job.event_sink(self.partition, events)
             return

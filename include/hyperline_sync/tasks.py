@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from hyperline_sync.report import (
 )
 from hyperline_sync.retention import prune_expired
 from hyperline_sync.sources import PartitionSource, open_source
-from hyperline_sync.sync import PartitionFailedError, Sender, SyncJob, sync_partition, units_to_sync
+from hyperline_sync.sync import PartitionFailedError, Sender, SyncJob, dry_run_dir, sync_partition, units_to_sync
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,9 @@ def earlier_days_pending(
     the earlier day (the first-received copy wins), and an earlier day committed first means the
     later copy is recognised as a duplicate instead of being posted and then overwritten. An earlier
     day whose units are all done already (an hourly run's lookback day, a rerun with nothing new)
-    sends nothing and has its ids committed, so it is not waited for; nor is anything in a dry run,
-    which commits nothing.
+    sends nothing and has its ids committed, so it is not waited for. A dry run keeps the same order:
+    its days dedup against the earlier ones through its own store (`sync.dry_run_dir`).
     """
-    if params.get("dry_run"):
-        return []
     config, pipeline = load_pipeline(pipeline_name)
     first = dt.date.fromisoformat(days[0])
     horizon = (first - dt.timedelta(days=pipeline.tuning.dedup_window_days)).isoformat()
@@ -240,6 +239,8 @@ def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id:
     log.info("dead letters: %s", ", ".join(dead) if dead else "none")
     if not report["balanced"]:
         log.warning("counts do not add up (read != sent + rejected + skipped + duplicates): see %s", path)
+    if params.get("dry_run"):
+        shutil.rmtree(dry_run_dir(config.state.output_dir, pipeline.name, run_id), ignore_errors=True)
     _prune_expired(config, pipeline)
     if report["failed_partitions"]:
         raise RunFailedError(

@@ -115,6 +115,10 @@ def test_run_delivers_every_event_once_then_reruns_resend_and_dry_run(harness):
     outputs = [p["dry_run_output"] for p in dry_report["partitions"]]
     written = [json.loads(line) for path in outputs for line in gzip.decompress(Path(path).read_bytes()).splitlines()]
     assert {e["record"]["id"] for e in written} == set(h.manifest.expected_events)
+    # Exactly what a real run sends: a messageId on two days of the dry run is written once, from
+    # the earlier day, and the dry run's counts are the real run's.
+    assert len(written) == len(h.manifest.expected_events)
+    assert dry_report["totals"] == h.report(third)["totals"]
 
 
 def test_scheduled_run_syncs_its_interval_and_the_day_before(harness):
@@ -196,3 +200,21 @@ def test_a_wrong_api_key_fails_fast_without_retries_or_leaking_the_key(harness, 
     report = h.report(run)
     assert "hyperline_e2e" in report["partitions"][0]["error"]
     assert "test_wrong_key_123" not in json.dumps(report) and "test_wrong_key_123" not in caplog.text
+
+
+def test_a_dry_run_of_days_never_synced_writes_what_a_real_run_would_send(harness):
+    h = harness
+    dry = h.run({**RANGE, "dry_run": True})
+    assert dry.state == "success"
+    assert h.emulator.requests == 0
+    report = h.report(dry)
+    written = [json.loads(line) for p in report["partitions"]
+               for line in gzip.decompress(Path(p["dry_run_output"]).read_bytes()).splitlines()]
+    # A messageId on two days of the range is written once, from the earlier day, as a real run sends it.
+    assert sorted(e["record"]["id"] for e in written) == sorted(h.manifest.expected_events)
+    assert not (h.state_dir / PIPELINE / "ids").exists()  # real state untouched
+
+    real = h.run(RANGE)
+    assert real.state == "success"
+    assert report["totals"] == h.report(real)["totals"]
+    assert_delivered_exactly(h)

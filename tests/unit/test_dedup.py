@@ -161,3 +161,16 @@ def test_window_days_are_the_days_just_before(tmp_path: Path, window: int) -> No
         commit(tmp_path, DAY - timedelta(days=back), f"k{back}", [f"id{back}"])
     fresh, _ = kept(SeenIds(tmp_path, "p", DAY, window), *[f"id{back}" for back in range(1, 10)])
     assert fresh == [f"id{back}" for back in range(window + 1, 10)]
+
+
+def test_a_dry_runs_store_is_read_for_earlier_days_and_written_instead_of_the_state(tmp_path):
+    state, scratch = tmp_path / "state", tmp_path / "dry"
+    commit(state, DAY - timedelta(days=1), "real-earlier", ["a"])
+    commit(state, DAY, "real-own", ["b"])
+    SeenIds(state, "p", DAY - timedelta(days=1), 0, dry_run_dir=scratch).commit_object("dry-earlier", ["c"])
+    SeenIds(state, "p", DAY, 0, dry_run_dir=scratch).commit_object("dry-own", ["d"])  # an earlier attempt
+    assert not id_file(state, "p", DAY, "dry-own").exists() and id_file(scratch, "p", DAY, "dry-own").exists()
+
+    seen = SeenIds(state, "p", DAY, 1, dry_run_dir=scratch)
+    # The day's own dry-run ids are not known: a retried dry-run task reads all its objects again.
+    assert kept(seen, "a", "b", "c", "d", "e") == (["d", "e"], 3)

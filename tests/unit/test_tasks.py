@@ -11,6 +11,7 @@ import pytest
 from hyperline_sync import tasks
 from hyperline_sync.report import PartitionOutcome, write_outcome
 from hyperline_sync.sample_archive import SampleManifest, generate_archive
+from hyperline_sync.sync import dry_run_dir
 from tests.dag_runs import use_pipeline
 from tests.recording_sender import Recorder
 
@@ -61,8 +62,18 @@ def test_an_earlier_day_that_ended_in_this_run_is_not_waited_for(state: Path) ->
     assert pending(LABELS[2]) == [LABELS[0]]
 
 
-def test_a_dry_run_keeps_no_order(state: Path) -> None:
-    assert pending(LABELS[2], {"dry_run": True}) == []
+def test_a_dry_run_keeps_the_order_and_its_days_dedup_against_each_other(state: Path) -> None:
+    dry = {"dry_run": True}
+    assert pending(LABELS[2], dry) == LABELS[:2]
+    tasks.sync(PIPELINE, [LABELS[0]], dry, RUN)
+    assert pending(LABELS[2], dry) == [LABELS[1]]
+    # The first day's would-be ids are the dry run's own: the second day drops its copies of them.
+    second = tasks.sync(PIPELINE, [LABELS[1]], dry, RUN)[0]
+    assert not (state / PIPELINE / "ids").exists()  # real state untouched
+    real = tasks.sync(PIPELINE, LABELS[:2], {}, "manual__real", sender=Recorder())[1]
+    assert second == real | {"status": "dry_run"}
+    tasks.summarize(PIPELINE, [LABELS[:2]], dry, RUN)
+    assert not dry_run_dir(state / "reports", PIPELINE, RUN).exists()
 
 
 def hold(day: str, owner: str = "backfill__other") -> None:
