@@ -274,6 +274,7 @@ def _parse_pipeline(raw: Any, path: str) -> PipelineConfig:
     tuning = _parse_tuning(raw.get("tuning"), v.child(path, "tuning"))
     if isinstance(source, WarehouseSourceConfig):
         source, tuning = _warehouse_lookback(source, tuning, raw, path)
+    _check_retention(tuning, v.child(v.child(path, "tuning"), "state_retention_days"))
     return PipelineConfig(
         name=v.string(raw["name"], v.child(path, "name"), _NAME, "lowercase letters, digits and _"),
         source=source,
@@ -285,6 +286,14 @@ def _parse_pipeline(raw: Any, path: str) -> PipelineConfig:
         mapping=parse_mapping(raw.get("mapping"), v.child(path, "mapping")),
         tuning=tuning,
     )
+
+
+def _check_retention(tuning: TuningConfig, path: str) -> None:
+    """Checked once the lookback is final (a warehouse's defaults to 3 days)."""
+    needed = tuning.lookback_days + tuning.dedup_window_days
+    if tuning.state_retention_days is not None and tuning.state_retention_days < needed:
+        raise ConfigError(path, f"must be at least lookback_days + dedup_window_days ({needed}): "
+                          "the scheduled run reads the ids of that many days back")
 
 
 def _warehouse_lookback(
@@ -441,19 +450,14 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
             raise ConfigError(v.child(path, key), f"must be a number of seconds >= 0, got {value!r}")
         return float(value)
 
-    window, lookback = get("dedup_window_days", 0), get("lookback_days", 0)
     retention = raw.get("state_retention_days")
     if retention is not None:
-        retention_path = v.child(path, "state_retention_days")
-        retention = v.integer(retention, retention_path, 1)
-        if retention < lookback + window:
-            raise ConfigError(retention_path, f"must be at least lookback_days + dedup_window_days "
-                              f"({lookback + window}): the scheduled run reads the ids of that many days back")
+        retention = v.integer(retention, v.child(path, "state_retention_days"), 1)
     return TuningConfig(
         chunk_size=get("chunk_size", 1),
         batch_size=get("batch_size", 1, MAX_BATCH_SIZE),
-        dedup_window_days=window,
-        lookback_days=lookback,
+        dedup_window_days=get("dedup_window_days", 0),
+        lookback_days=get("lookback_days", 0),
         claim_ttl_minutes=get("claim_ttl_minutes", 1),
         max_requests_per_second=None if rate is None else float(rate),
         retries=get("retries", 0, 20),

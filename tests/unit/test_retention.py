@@ -137,6 +137,11 @@ def test_retention_is_off_by_default_and_at_least_lookback_plus_window():
     raw["pipelines"][0]["tuning"] = {"state_retention_days": 7, "dedup_window_days": 7, "lookback_days": 1}
     with pytest.raises(ConfigError, match=r"tuning.state_retention_days: must be at least .* \(8\)"):
         parse_config(raw)
+    # A warehouse's lookback defaults to 3 days, and counts once it is known.
+    raw["pipelines"][0]["source"] = {"kind": "warehouse", "conn_id": "wh", "schema": "shop"}
+    raw["pipelines"][0]["tuning"] = {"state_retention_days": 9}
+    with pytest.raises(ConfigError, match=r"pipelines\[0\].tuning.state_retention_days: must be at least .* \(10\)"):
+        parse_config(raw)
 
 
 def test_automatic_prune_removes_days_past_retention_only(tmp_path, ledger):
