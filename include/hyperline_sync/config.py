@@ -290,9 +290,9 @@ def _parse_pipeline(raw: Any, path: str) -> PipelineConfig:
 
 def _check_retention(tuning: TuningConfig, path: str) -> None:
     """Checked once the lookback is final (a warehouse's defaults to 3 days)."""
-    needed = tuning.lookback_days + tuning.dedup_window_days
+    needed = 1 + tuning.lookback_days + tuning.dedup_window_days
     if tuning.state_retention_days is not None and tuning.state_retention_days < needed:
-        raise ConfigError(path, f"must be at least lookback_days + dedup_window_days ({needed}): "
+        raise ConfigError(path, f"must be at least 1 + lookback_days + dedup_window_days ({needed}): "
                           "the scheduled run reads the ids of that many days back")
 
 

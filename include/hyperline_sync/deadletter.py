@@ -48,7 +48,12 @@ def dead_letters_root(output_dir: Path, pipeline: str) -> Path:
 
 
 def dead_letter_path(output_dir: Path, pipeline: str, partition: str, source_key: str) -> Path:
-    return dead_letters_root(output_dir, pipeline) / partition / f"{Path(source_key).name}.jsonl.gz"
+    return dead_letter_file(dead_letters_root(output_dir, pipeline), partition, source_key)
+
+
+def dead_letter_file(root: Path, partition: str, source_key: str) -> Path:
+    """An object's dead-letter file under a dead-letters folder (a pipeline's, or a dry run's own)."""
+    return root / partition / f"{Path(source_key).name}.jsonl.gz"
 
 
 class ObjectDeadLetters:

@@ -3,21 +3,27 @@
 Day D's id files (`dedup.id_file`) are read while days D to D + `dedup_window_days` are synced, and
 when D is synced again. They are never needed after that, but nothing removes them: they grow by
 the ids of every event ever sent (about 31 MB per million UUID messageIds). `hyperline-sync
-prune` removes those of the days before a cutoff, and with `tuning.state_retention_days` set every
-run's `summarize` task removes those older than that. Neither removes what a sync may still read:
-one later than the scheduled run's earliest window (today - `lookback_days` - `dedup_window_days`),
-or than the window of a partition that is being synced or waits for a rerun (ledger status
-running or failed). The command refuses such a cutoff; the automatic prune stops short of it.
+prune` removes those of the days before a cutoff. With `tuning.state_retention_days` set, every
+run's `summarize` task removes the folders of days older than that which were also last written
+longer ago than that, so the ids a backfill of old days has just committed stay while it runs.
 
-What pruning gives up: a backfill or `resend` of a day within `dedup_window_days` after a pruned
-day no longer sees the pruned day's ids, so a messageId on both days is sent again from the later
-day. Hyperline upserts on `record.id`, so that updates the event instead of counting it twice.
-Objects the ledger has as done are not read again either way.
+Neither removes what a sync may still read (`earliest_needed_day`): the window of the scheduled run
+(the run of the hour before midnight runs after it, so: today - 1 - `lookback_days` -
+`dedup_window_days`), or the window of a partition the ledger has as pending, running or failed (a
+run is at it, or a rerun will sync it). The command refuses a later cutoff; the automatic prune
+stops short of it and logs why.
+
+What pruning gives up: a sync of a day within `dedup_window_days` after a pruned day (a backfill,
+a `resend`, a rewritten object) no longer sees the pruned day's ids, so a messageId on both days is
+sent again from the later day. Hyperline upserts on `record.id`: the event is not counted twice,
+but the later copy replaces the first-received one, so its timestamp (and with it the billing
+period) can change. Objects the ledger has as done are not read again either way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +31,14 @@ from pathlib import Path
 from hyperline_sync.config import Config, PipelineConfig
 from hyperline_sync.deadletter import dead_letters_root
 from hyperline_sync.dedup import ids_root
-from hyperline_sync.ledger import FAILED, RUNNING, Ledger
+from hyperline_sync.ledger import FAILED, PENDING, RUNNING, Ledger
 
 __all__ = ["PruneRefusedError", "StateFolder", "earliest_needed_day", "prunable_folders", "prune_expired", "remove"]
 
 IDS, DEAD_LETTERS = "ids", "dead_letters"
+_IN_PROGRESS = {PENDING: "a run is about to sync it", RUNNING: "a run is syncing it", FAILED: "a rerun will sync it"}
+
+log = logging.getLogger(__name__)
 
 
 class PruneRefusedError(ValueError):
@@ -45,22 +54,22 @@ class StateFolder:
     path: Path
     files: int
     bytes: int
+    modified: float  # the newest mtime of its files (the folder's own when empty), epoch seconds
 
 
 def earliest_needed_day(pipeline: PipelineConfig, ledger: Ledger, today: dt.date) -> tuple[dt.date, str]:
     """The first day whose state a sync may still read, and why."""
     window = dt.timedelta(days=pipeline.tuning.dedup_window_days)
-    earliest = today - dt.timedelta(days=pipeline.tuning.lookback_days) - window
-    reason = (f"the scheduled run syncs from {today - dt.timedelta(days=pipeline.tuning.lookback_days)} "
-              f"(lookback_days {pipeline.tuning.lookback_days}) and dedups against the "
-              f"{pipeline.tuning.dedup_window_days} days before it")
+    first_synced = today - dt.timedelta(days=1 + pipeline.tuning.lookback_days)
+    earliest = first_synced - window
+    reason = (f"the scheduled run of the hour before midnight syncs from {first_synced} (lookback_days "
+              f"{pipeline.tuning.lookback_days}) and dedups against the {pipeline.tuning.dedup_window_days} days "
+              "before it")
     for partition, state in ledger.partitions(pipeline.name).items():
-        if state.status not in (RUNNING, FAILED):
-            continue
+        why = _IN_PROGRESS.get(state.status)
         needed = dt.date.fromisoformat(partition) - window
-        if needed < earliest:
+        if why is not None and needed < earliest:
             earliest = needed
-            why = "a run is syncing it" if state.status == RUNNING else "a rerun will sync it"
             reason = (f"partition {partition} is {state.status} ({why}) and dedups against the "
                       f"{pipeline.tuning.dedup_window_days} days before it")
     return earliest, reason
@@ -86,22 +95,30 @@ def prunable_folders(
         for folder in sorted(root.iterdir()) if root.is_dir() else []:
             day = _day(folder.name)
             if day is not None and day < before and folder.is_dir():
-                files = [path for path in folder.rglob("*") if path.is_file()]
-                found.append(StateFolder(day, kind, folder, len(files), sum(path.stat().st_size for path in files)))
+                stats = [path.stat() for path in folder.rglob("*") if path.is_file()]
+                modified = max((s.st_mtime for s in stats), default=folder.stat().st_mtime)
+                found.append(StateFolder(day, kind, folder, len(stats), sum(s.st_size for s in stats), modified))
     return sorted(found, key=lambda folder: (folder.day, folder.kind))
 
 
 def prune_expired(
-    config: Config, pipeline: PipelineConfig, ledger: Ledger, today: dt.date | None = None
+    config: Config, pipeline: PipelineConfig, ledger: Ledger, now: dt.datetime | None = None
 ) -> list[StateFolder]:
-    """What each run does when `tuning.state_retention_days` is set: remove the id files of the days
-    older than that, but never of a day `earliest_needed_day` keeps. Returns what was removed."""
+    """What each run does when `tuning.state_retention_days` is set: remove the id folders of the
+    days older than that, last written longer ago than that, and before `earliest_needed_day`.
+    Returns what was removed."""
     retention = pipeline.tuning.state_retention_days
     if retention is None:
         return []
-    today = today or dt.datetime.now(dt.UTC).date()
-    before = min(today - dt.timedelta(days=retention), earliest_needed_day(pipeline, ledger, today)[0])
-    folders = prunable_folders(config, pipeline, ledger, before, today=today)
+    now = now or dt.datetime.now(dt.UTC)
+    age = dt.timedelta(days=retention)
+    earliest, reason = earliest_needed_day(pipeline, ledger, now.date())
+    before = (now - age).date()
+    if earliest < before:
+        log.info("state_retention_days %d: keeping the ids from %s on, because %s", retention, earliest, reason)
+        before = earliest
+    folders = [f for f in prunable_folders(config, pipeline, ledger, before, today=now.date())
+               if f.modified < (now - age).timestamp()]
     remove(folders)
     return folders
 

@@ -26,7 +26,7 @@ import pandas as pd
 from hyperline_provider.results import HyperlineUnavailableError
 from hyperline_sync.breaker import CircuitBreaker
 from hyperline_sync.config import PipelineConfig
-from hyperline_sync.deadletter import ObjectDeadLetters, dead_letter_path
+from hyperline_sync.deadletter import ObjectDeadLetters, dead_letter_file, dead_letter_path
 from hyperline_sync.dedup import SeenIds
 from hyperline_sync.errors import UnitReadError
 from hyperline_sync.ledger import DONE, FAILED, Counts, Ledger, PartitionBusyError
@@ -95,9 +95,14 @@ def to_events(frame: pd.DataFrame) -> list[dict]:
 
 
 def dry_run_dir(output_dir: Path, pipeline: str, run_id: str) -> Path:
-    """Where a dry run keeps the ids its days would have sent, so that its later days dedup against
-    them; removed by the run's summarize."""
-    return run_dir(output_dir, pipeline, run_id) / "dry_run" / "state"
+    """A dry run's own folder, so that it never touches real state: the events it would send
+    (`<day>.jsonl.gz`), its dead letters (`dead_letters/`) and, in `state/`, the ids its days would
+    have sent, read by its later days for dedup and removed by the run's summarize."""
+    return run_dir(output_dir, pipeline, run_id) / "dry_run"
+
+
+def _dry_run(job: SyncJob) -> Path:
+    return dry_run_dir(job.output_dir, job.pipeline.name, job.run_id)
 
 
 def units_to_sync(
@@ -130,7 +135,7 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
                  len(objects) - len(todo), len(todo), " (dry run)" if job.dry_run else "")
         seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
                        include_own_partition=not job.resend,
-                       dry_run_dir=dry_run_dir(job.output_dir, job.pipeline.name, job.run_id) if job.dry_run else None)
+                       dry_run_dir=_dry_run(job) / "state" if job.dry_run else None)
         renewal = _ClaimRenewal(job, partition)
         with _gc_relaxed():
             for obj in todo:
@@ -235,8 +240,10 @@ class _ObjectSync:
     ) -> None:
         self.job, self.obj, self.seen, self.outcome, self.renewal = job, obj, seen, outcome, renewal
         self.partition = obj.day.isoformat()
+        letters = (dead_letter_file(_dry_run(job) / "dead_letters", self.partition, obj.key) if job.dry_run
+                   else dead_letter_path(job.output_dir, job.pipeline.name, self.partition, obj.key))
         self.letters = ObjectDeadLetters(
-            dead_letter_path(job.output_dir, job.pipeline.name, self.partition, obj.key),
+            letters,
             self.partition, obj.key, job.run_id,
         )
         self.counts = Counts()
@@ -264,7 +271,7 @@ class _ObjectSync:
         path = self.letters.close()
         if path is not None:
             self.outcome.dead_letters.append(str(path))
-        self.seen.commit_object(obj.key, self.delivered)  # a dry run's go to its own store (dry_run_dir)
+        self.seen.commit_object(obj.key, self.delivered)  # a dry run's go to its own store
         if not job.dry_run:
             job.ledger.record_object(job.pipeline.name, self.partition, obj.key, obj.etag, DONE, self.counts,
                                      job.run_id)
@@ -287,7 +294,8 @@ class _ObjectSync:
         events = to_events(fresh)
         if job.dry_run or job.sender is None:
             counts.sent += len(events)
-            self.delivered.extend(fresh["message_id"].tolist())
+            if job.dry_run:  # into the dry run's own store, for its later days
+                self.delivered.extend(fresh["message_id"].tolist())
             if job.event_sink is not None:
                 job.event_sink(self.partition, events)
             return

@@ -26,7 +26,6 @@ from hyperline_sync.report import (
     outcome_partitions,
     read_outcomes,
     render_table,
-    run_dir,
     write_outcome,
     write_report,
 )
@@ -166,7 +165,7 @@ def sync(
     outcomes: dict[str, PartitionOutcome] = {}
     busy: list[PartitionOutcome] = []
     for day in days:
-        sink = DryRunSink(run_dir(output_dir, pipeline.name, run_id) / "dry_run" / f"{day}.jsonl.gz")
+        sink = DryRunSink(dry_run_dir(output_dir, pipeline.name, run_id) / f"{day}.jsonl.gz")
         job.event_sink = sink.write if dry_run else None
         try:
             outcome = sync_partition(job, dt.date.fromisoformat(day))
@@ -239,9 +238,10 @@ def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id:
     log.info("dead letters: %s", ", ".join(dead) if dead else "none")
     if not report["balanced"]:
         log.warning("counts do not add up (read != sent + rejected + skipped + duplicates): see %s", path)
-    if params.get("dry_run"):
-        shutil.rmtree(dry_run_dir(config.state.output_dir, pipeline.name, run_id), ignore_errors=True)
-    _prune_expired(config, pipeline)
+    if params.get("dry_run"):  # leaves the real state as it was
+        shutil.rmtree(dry_run_dir(config.state.output_dir, pipeline.name, run_id) / "state", ignore_errors=True)
+    else:
+        _prune_expired(config, pipeline)
     if report["failed_partitions"]:
         raise RunFailedError(
             f"{len(report['failed_partitions'])} partition(s) failed: {', '.join(report['failed_partitions'])}; "
@@ -253,6 +253,8 @@ def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id:
 def _prune_expired(config: Config, pipeline: PipelineConfig) -> None:
     """`tuning.state_retention_days`: old dedup id files go after each run; a failure to remove them
     is logged, never the run's failure."""
+    if pipeline.tuning.state_retention_days is None:
+        return
     try:
         removed = prune_expired(config, pipeline, ledger_for(config))
     except Exception as exc:

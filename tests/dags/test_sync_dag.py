@@ -213,6 +213,10 @@ def test_a_dry_run_of_days_never_synced_writes_what_a_real_run_would_send(harnes
     # A messageId on two days of the range is written once, from the earlier day, as a real run sends it.
     assert sorted(e["record"]["id"] for e in written) == sorted(h.manifest.expected_events)
     assert not (h.state_dir / PIPELINE / "ids").exists()  # real state untouched
+    # Its dead letters are its own too: a dry run never replaces those of a real run.
+    letters = [path for p in report["partitions"] for path in p["dead_letters"]]
+    assert letters and all("/dry_run/dead_letters/" in path for path in letters)
+    assert not (h.state_dir / "reports" / PIPELINE / "dead_letters").exists()
 
     real = h.run(RANGE)
     assert real.state == "success"

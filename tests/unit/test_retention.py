@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 
 import pytest
 import yaml
@@ -11,7 +12,7 @@ import yaml
 from hyperline_sync.cli import main
 from hyperline_sync.config import ConfigError, load_config, parse_config
 from hyperline_sync.dedup import SeenIds
-from hyperline_sync.ledger import DONE, FAILED, Ledger
+from hyperline_sync.ledger import DONE, FAILED, PENDING, RUNNING, Ledger
 from hyperline_sync.retention import (
     DEAD_LETTERS,
     IDS,
@@ -47,15 +48,18 @@ def ledger(config) -> Ledger:
     return Ledger.sqlite(config.state.dir / "ledger.db")
 
 
-def _state(config) -> None:
-    """Each day: the ids of two objects (as a real sync commits them) and a dead letter file."""
+def _state(config, written: dt.datetime | None = None) -> None:
+    """Each day: the ids of two objects (as a real sync commits them) and a dead letter file, dated
+    `written`, else the day after their day, as the scheduled sync writes them."""
     for day in DAYS:
         seen = SeenIds(config.state.dir, "acme", day, 0)
-        for key in ("a.gz", "b.gz"):
-            seen.commit_object(f"{day}/{key}", [f"{day}-{key}-{n}" for n in range(50)])
+        files = [seen.commit_object(f"{day}/{key}", [f"{day}-{key}-{n}" for n in range(50)]) for key in ("a", "b")]
         letters = config.state.output_dir / "acme" / "dead_letters" / day.isoformat() / "a.gz.jsonl.gz"
         letters.parent.mkdir(parents=True, exist_ok=True)
         letters.write_bytes(gzip.compress(b'{"reason": "missing_event"}\n'))
+        when = (written or dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)).timestamp()
+        for path in [*files, letters]:
+            os.utime(path, (when, when))
 
 
 def test_lists_and_removes_only_the_days_before_the_cutoff(config, ledger):
@@ -83,19 +87,22 @@ def test_dead_letters_go_only_when_asked(config, ledger):
 
 
 def test_a_cutoff_the_scheduled_run_still_reads_is_refused(config, ledger):
-    # lookback 1 + window 2: the scheduled run on 06-30 syncs from 06-29 and dedups against 06-27..28.
-    assert earliest_needed_day(config.pipeline("acme"), ledger, TODAY)[0] == dt.date(2026, 6, 27)
-    prunable_folders(config, config.pipeline("acme"), ledger, dt.date(2026, 6, 27), today=TODAY)
-    with pytest.raises(PruneRefusedError, match=r"lookback_days 1.*use --before 2026-06-27 or earlier"):
-        prunable_folders(config, config.pipeline("acme"), ledger, dt.date(2026, 6, 28), today=TODAY)
+    # lookback 1 + window 2: on 06-30 the run of 06-29 23:00 still comes, syncs from 06-28 and dedups
+    # against 06-26..27.
+    assert earliest_needed_day(config.pipeline("acme"), ledger, TODAY)[0] == dt.date(2026, 6, 26)
+    prunable_folders(config, config.pipeline("acme"), ledger, dt.date(2026, 6, 26), today=TODAY)
+    with pytest.raises(PruneRefusedError, match=r"lookback_days 1.*use --before 2026-06-26 or earlier"):
+        prunable_folders(config, config.pipeline("acme"), ledger, dt.date(2026, 6, 27), today=TODAY)
 
 
-@pytest.mark.parametrize("status", [FAILED, "running"])
+@pytest.mark.parametrize("status", [FAILED, RUNNING, PENDING])
 def test_the_window_of_a_partition_to_rerun_or_being_synced_is_kept(config, ledger, status):
     _state(config)
-    ledger.claim("acme", "2026-06-04", "run-1", TTL, run_id="run-1")
+    previous = ledger.claim("acme", "2026-06-04", "run-1", TTL, run_id="run-1")
     if status == FAILED:
         ledger.finish("acme", "2026-06-04", "run-1", FAILED, "object x: corrupt gzip data")
+    elif status == PENDING:  # another run's claim was in the way: given back before syncing
+        ledger.release("acme", "2026-06-04", "run-1", previous)
     ledger.claim("acme", "2026-06-05", "run-1", TTL, run_id="run-1")
     ledger.finish("acme", "2026-06-05", "run-1", DONE)  # done: its window is not read again
     with pytest.raises(PruneRefusedError, match=f"partition 2026-06-04 is {status}.*--before 2026-06-02 or earlier"):
@@ -129,36 +136,49 @@ def test_cli_bad_day_exits_2(config, capsys):
     assert "--before: 'June' is not a date" in capsys.readouterr().err
 
 
-def test_retention_is_off_by_default_and_at_least_lookback_plus_window():
+def test_retention_is_off_by_default_and_longer_than_what_the_scheduled_run_reads():
     raw = {"pipelines": [{"name": "p", "source": {"kind": "s3_archive", "url": "file:///d", "source_id": "s"}}]}
     assert parse_config(raw).pipelines[0].tuning.state_retention_days is None
     raw["pipelines"][0]["tuning"] = {"state_retention_days": 30}
     assert parse_config(raw).pipelines[0].tuning.state_retention_days == 30
-    raw["pipelines"][0]["tuning"] = {"state_retention_days": 7, "dedup_window_days": 7, "lookback_days": 1}
-    with pytest.raises(ConfigError, match=r"tuning.state_retention_days: must be at least .* \(8\)"):
+    raw["pipelines"][0]["tuning"] = {"state_retention_days": 8, "dedup_window_days": 7, "lookback_days": 1}
+    with pytest.raises(ConfigError, match=r"tuning.state_retention_days: must be at least .* \(9\)"):
         parse_config(raw)
     # A warehouse's lookback defaults to 3 days, and counts once it is known.
     raw["pipelines"][0]["source"] = {"kind": "warehouse", "conn_id": "wh", "schema": "shop"}
-    raw["pipelines"][0]["tuning"] = {"state_retention_days": 9}
-    with pytest.raises(ConfigError, match=r"pipelines\[0\].tuning.state_retention_days: must be at least .* \(10\)"):
+    raw["pipelines"][0]["tuning"] = {"state_retention_days": 10}
+    with pytest.raises(ConfigError, match=r"pipelines\[0\].tuning.state_retention_days: must be at least .* \(11\)"):
         parse_config(raw)
+
+
+NOW = dt.datetime.combine(TODAY, dt.time(12), dt.UTC)
 
 
 def test_automatic_prune_removes_days_past_retention_only(tmp_path, ledger):
     _state(_config(tmp_path))
-    assert prune_expired(_config(tmp_path), _config(tmp_path).pipeline("acme"), ledger, today=TODAY) == []
+    assert prune_expired(_config(tmp_path), _config(tmp_path).pipeline("acme"), ledger, now=NOW) == []
 
     config = _config(tmp_path, state_retention_days=27)  # 06-30 - 27 days: keeps 06-03 on
-    removed = prune_expired(config, config.pipeline("acme"), ledger, today=TODAY)
+    removed = prune_expired(config, config.pipeline("acme"), ledger, now=NOW)
     assert [(f.day, f.kind) for f in removed] == [(DAYS[0], IDS), (DAYS[1], IDS)]
     assert sorted(p.name for p in (config.state.dir / "acme" / "ids").iterdir()) == [d.isoformat() for d in DAYS[2:]]
     assert (config.state.output_dir / "acme" / "dead_letters" / DAYS[0].isoformat()).is_dir()
 
 
-def test_automatic_prune_stops_short_of_a_failed_partitions_window(tmp_path, ledger):
-    config = _config(tmp_path, state_retention_days=3)
+def test_automatic_prune_keeps_old_days_a_backfill_has_just_written(tmp_path, ledger):
+    config = _config(tmp_path, state_retention_days=27)
+    _state(config, written=NOW - dt.timedelta(hours=1))  # June synced in a backfill an hour ago
+    assert prune_expired(config, config.pipeline("acme"), ledger, now=NOW) == []
+    assert [f.day for f in prune_expired(config, config.pipeline("acme"), ledger, now=NOW + dt.timedelta(days=28))] \
+        == DAYS
+
+
+def test_automatic_prune_stops_short_of_a_failed_partitions_window(tmp_path, ledger, caplog):
+    config = _config(tmp_path, state_retention_days=4)
     _state(config)
     ledger.claim("acme", "2026-06-04", "run-1", TTL, run_id="run-1")
     ledger.finish("acme", "2026-06-04", "run-1", FAILED, "object x: corrupt gzip data")
-    removed = prune_expired(config, config.pipeline("acme"), ledger, today=TODAY)
+    with caplog.at_level("INFO", logger="hyperline_sync.retention"):
+        removed = prune_expired(config, config.pipeline("acme"), ledger, now=NOW)
     assert [f.day for f in removed] == [DAYS[0]]  # 06-02 and 06-03 are the failed day's window
+    assert "keeping the ids from 2026-06-02 on, because partition 2026-06-04 is failed" in caplog.text

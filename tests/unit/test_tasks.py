@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,7 @@ def test_a_dry_run_keeps_the_order_and_its_days_dedup_against_each_other(state: 
     real = tasks.sync(PIPELINE, LABELS[:2], {}, "manual__real", sender=Recorder())[1]
     assert second == real | {"status": "dry_run"}
     tasks.summarize(PIPELINE, [LABELS[:2]], dry, RUN)
-    assert not dry_run_dir(state / "reports", PIPELINE, RUN).exists()
+    assert not (dry_run_dir(state / "reports", PIPELINE, RUN) / "state").exists()
 
 
 def hold(day: str, owner: str = "backfill__other") -> None:
@@ -118,6 +119,9 @@ def test_summarize_prunes_ids_past_state_retention_days(
     state = use_pipeline(pipeline(manifest, **tuning), tmp_path, monkeypatch)
     tasks.sync(PIPELINE, LABELS, {}, RUN, sender=Recorder())
     assert sorted(p.name for p in (state / PIPELINE / "ids").iterdir()) == LABELS
+    written = (dt.datetime.now(dt.UTC) - dt.timedelta(days=31)).timestamp()
+    for path in (state / PIPELINE / "ids").rglob("*.parquet"):
+        os.utime(path, (written, written))  # as if this run had been a month ago
     tasks.summarize(PIPELINE, [LABELS], {}, RUN)
-    # These days are months before today: past 30 days of retention, kept without it.
+    # These days are months before today and their ids a month old: past 30 days of retention.
     assert sorted(p.name for p in (state / PIPELINE / "ids").iterdir()) == ([] if retention else LABELS)
