@@ -10,11 +10,13 @@ Relative paths in `state` are resolved against the config file's folder.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -169,6 +171,14 @@ class PipelineConfig:
     def dag_id(self) -> str:
         return DAG_ID_PREFIX + self.name
 
+    @property
+    def ids_reach_days(self) -> int:
+        """How many days back from today a scheduled run may still read dedup ids: two of the
+        schedule's longest intervals (the latest run may still be running or waiting while the next
+        is due), rounded up to whole days, then `lookback_days` and `dedup_window_days`."""
+        return math.ceil(2 * _longest_interval_days(self.schedule)) + self.tuning.lookback_days + \
+            self.tuning.dedup_window_days
+
 
 @dataclass(frozen=True)
 class Config:
@@ -274,8 +284,7 @@ def _parse_pipeline(raw: Any, path: str) -> PipelineConfig:
     tuning = _parse_tuning(raw.get("tuning"), v.child(path, "tuning"))
     if isinstance(source, WarehouseSourceConfig):
         source, tuning = _warehouse_lookback(source, tuning, raw, path)
-    _check_retention(tuning, v.child(v.child(path, "tuning"), "state_retention_days"))
-    return PipelineConfig(
+    pipeline = PipelineConfig(
         name=v.string(raw["name"], v.child(path, "name"), _NAME, "lowercase letters, digits and _"),
         source=source,
         hyperline_conn_id=v.string(
@@ -286,14 +295,34 @@ def _parse_pipeline(raw: Any, path: str) -> PipelineConfig:
         mapping=parse_mapping(raw.get("mapping"), v.child(path, "mapping")),
         tuning=tuning,
     )
+    _check_retention(pipeline, v.child(v.child(path, "tuning"), "state_retention_days"))
+    return pipeline
 
 
-def _check_retention(tuning: TuningConfig, path: str) -> None:
+@lru_cache(maxsize=64)
+def _longest_interval_days(schedule: str | None) -> float:
+    """The longest gap between two runs of a cron schedule, in days (fractional); a manual-only
+    pipeline counts as hourly. Sampled over up to 1,000 runs or 400 days, whichever ends first."""
+    if schedule is None:
+        return 1 / 24
+    runs = croniter(schedule, datetime(2026, 1, 1))
+    previous, longest = runs.get_next(datetime), 0.0
+    end = previous + timedelta(days=400)
+    for _ in range(1000):
+        current = runs.get_next(datetime)
+        longest = max(longest, (current - previous).total_seconds() / 86_400)
+        if current > end:
+            break
+        previous = current
+    return longest
+
+
+def _check_retention(pipeline: PipelineConfig, path: str) -> None:
     """Checked once the lookback is final (a warehouse's defaults to 3 days)."""
-    needed = 1 + tuning.lookback_days + tuning.dedup_window_days
-    if tuning.state_retention_days is not None and tuning.state_retention_days < needed:
-        raise ConfigError(path, f"must be at least 1 + lookback_days + dedup_window_days ({needed}): "
-                          "the scheduled run reads the ids of that many days back")
+    retention, needed = pipeline.tuning.state_retention_days, pipeline.ids_reach_days
+    if retention is not None and retention < needed:
+        raise ConfigError(path, f"must be at least {needed}: the scheduled runs read the ids of that many days "
+                          f"back (two intervals of the schedule, lookback_days and dedup_window_days)")
 
 
 def _warehouse_lookback(

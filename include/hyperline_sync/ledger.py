@@ -161,9 +161,10 @@ class Ledger:
                 # to create the tables: the first to lock creates them, the others then find them.
                 if conn.dialect.name == "postgresql":
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-                elif conn.dialect.name == "sqlite" and not sa.inspect(conn).has_table(schema_version_table.name):
-                    # Its write lock, waited for up to the busy timeout; only for a new file, because
-                    # every task (and every 10 s poll of a waiting one) opens the ledger.
+                elif conn.dialect.name == "sqlite" and set(_metadata.tables) - set(sa.inspect(conn).get_table_names()):
+                    # Its write lock, waited for up to the busy timeout; only while a table is missing
+                    # (a new file, or one from before a table was added), because every task (and
+                    # every 10 s poll of a waiting one) opens the ledger.
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 _metadata.create_all(conn)
                 version = conn.execute(sa.select(schema_version_table.c.version)).scalar()

@@ -7,11 +7,12 @@ prune` removes those of the days before a cutoff. With `tuning.state_retention_d
 run's `summarize` task removes the folders of days older than that which were also last written
 longer ago than that, so the ids a backfill of old days has just committed stay while it runs.
 
-Neither removes what a sync may still read (`earliest_needed_day`): the window of the scheduled run
-(the run of the hour before midnight runs after it, so: today - 1 - `lookback_days` -
-`dedup_window_days`), or the window of a partition the ledger has as pending, running or failed (a
-run is at it, or a rerun will sync it). The command refuses a later cutoff; the automatic prune
-stops short of it and logs why.
+Neither removes what a sync may still read (`earliest_needed_day`): the windows of the scheduled runs
+still due or in progress (`PipelineConfig.ids_reach_days`: two of the schedule's intervals, as the
+latest run may still be going when the next is due, then `lookback_days` and `dedup_window_days`;
+for an hourly schedule, today - 1 - lookback - window), or the window of a partition the ledger has
+as pending, running or failed (a run is at it, or a rerun will sync it). The command refuses a
+later cutoff; the automatic prune stops short of it and logs why.
 
 What pruning gives up: a sync of a day within `dedup_window_days` after a pruned day (a backfill,
 a `resend`, a rewritten object) no longer sees the pruned day's ids, so a messageId on both days is
@@ -60,11 +61,10 @@ class StateFolder:
 def earliest_needed_day(pipeline: PipelineConfig, ledger: Ledger, today: dt.date) -> tuple[dt.date, str]:
     """The first day whose state a sync may still read, and why."""
     window = dt.timedelta(days=pipeline.tuning.dedup_window_days)
-    first_synced = today - dt.timedelta(days=1 + pipeline.tuning.lookback_days)
-    earliest = first_synced - window
-    reason = (f"the scheduled run of the hour before midnight syncs from {first_synced} (lookback_days "
-              f"{pipeline.tuning.lookback_days}) and dedups against the {pipeline.tuning.dedup_window_days} days "
-              "before it")
+    earliest = today - dt.timedelta(days=pipeline.ids_reach_days)
+    reason = (f"scheduled runs ({pipeline.schedule or 'none: manual runs'}) still due or in progress sync from "
+              f"{earliest + window} (two intervals and lookback_days {pipeline.tuning.lookback_days} back) and "
+              f"dedup against the {pipeline.tuning.dedup_window_days} days before it")
     for partition, state in ledger.partitions(pipeline.name).items():
         why = _IN_PROGRESS.get(state.status)
         needed = dt.date.fromisoformat(partition) - window

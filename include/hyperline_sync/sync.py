@@ -120,6 +120,8 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
     Raises PartitionFailedError when objects could not be read (the others are still synced), and
     lets the sender's errors (Hyperline unreachable, bad credentials) through after recording them.
     """
+    if job.sender is None and not job.dry_run:
+        raise ValueError("a sync that is not a dry run needs a sender")
     partition = day.isoformat()
     started = time.monotonic()
     if not job.dry_run:
@@ -292,10 +294,9 @@ class _ObjectSync:
         if fresh.empty:
             return
         events = to_events(fresh)
-        if job.dry_run or job.sender is None:
+        if job.dry_run:
             counts.sent += len(events)
-            if job.dry_run:  # into the dry run's own store, for its later days
-                self.delivered.extend(fresh["message_id"].tolist())
+            self.delivered.extend(fresh["message_id"].tolist())  # into the dry run's own store
             if job.event_sink is not None:
                 job.event_sink(self.partition, events)
             return

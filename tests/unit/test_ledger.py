@@ -122,13 +122,18 @@ def _open_after(barrier, path, errors) -> None:
         errors.put(str(exc))
 
 
-def test_processes_opening_a_new_sqlite_ledger_at_once_all_succeed(tmp_path):
+@pytest.mark.parametrize("start", ["new file", "a table missing"])
+def test_processes_opening_a_new_sqlite_ledger_at_once_all_succeed(tmp_path, start):
     # Mapped tasks of a first run start together on one machine: each creates the schema if it
-    # is missing, and none may fail because another created it a moment earlier.
+    # is missing, and none may fail because another created it a moment earlier. A ledger from
+    # before a table was added (the breaker's) gets that table the same way.
     context = multiprocessing.get_context("spawn")
     barrier, errors = context.Barrier(6), context.Queue()
     for attempt in range(5):
         path = tmp_path / f"ledger-{attempt}.db"
+        if start == "a table missing":
+            with Ledger.sqlite(path).engine.begin() as conn:
+                conn.exec_driver_sql("DROP TABLE hyperline_sync_breaker")
         workers = [context.Process(target=_open_after, args=(barrier, path, errors)) for _ in range(6)]
         for worker in workers:
             worker.start()
@@ -136,4 +141,4 @@ def test_processes_opening_a_new_sqlite_ledger_at_once_all_succeed(tmp_path):
             worker.join(60)
         assert [worker.exitcode for worker in workers] == [0] * 6
         assert errors.empty(), errors.get()
-        assert Ledger.sqlite(path).partitions("p") == {}
+        assert Ledger.sqlite(path).partitions("p") == {} and Ledger.sqlite(path).breaker("p")[0] == 0

@@ -95,6 +95,15 @@ def test_a_cutoff_the_scheduled_run_still_reads_is_refused(config, ledger):
         prunable_folders(config, config.pipeline("acme"), ledger, dt.date(2026, 6, 27), today=TODAY)
 
 
+def test_a_longer_schedule_keeps_two_of_its_intervals(tmp_path, ledger):
+    path = tmp_path / "weekly.yaml"
+    path.write_text(yaml.safe_dump({"state": {"dir": str(tmp_path / "state")}, "pipelines": [{
+        "name": "acme", "schedule": "@weekly", "tuning": {"dedup_window_days": 2, "lookback_days": 1},
+        "source": {"kind": "s3_archive", "url": "file:///nowhere", "source_id": "s"}}]}))
+    weekly = load_config(path).pipeline("acme")
+    assert earliest_needed_day(weekly, ledger, TODAY)[0] == TODAY - dt.timedelta(days=14 + 1 + 2)
+
+
 @pytest.mark.parametrize("status", [FAILED, RUNNING, PENDING])
 def test_the_window_of_a_partition_to_rerun_or_being_synced_is_kept(config, ledger, status):
     _state(config)
@@ -142,12 +151,18 @@ def test_retention_is_off_by_default_and_longer_than_what_the_scheduled_run_read
     raw["pipelines"][0]["tuning"] = {"state_retention_days": 30}
     assert parse_config(raw).pipelines[0].tuning.state_retention_days == 30
     raw["pipelines"][0]["tuning"] = {"state_retention_days": 8, "dedup_window_days": 7, "lookback_days": 1}
-    with pytest.raises(ConfigError, match=r"tuning.state_retention_days: must be at least .* \(9\)"):
+    with pytest.raises(ConfigError, match=r"tuning.state_retention_days: must be at least 9: "):
         parse_config(raw)
+    # A weekly run may still be going when the next is due: two weeks, then lookback and window.
+    raw["pipelines"][0]["schedule"] = "@weekly"
+    raw["pipelines"][0]["tuning"]["state_retention_days"] = 21
+    with pytest.raises(ConfigError, match=r"must be at least 22: "):
+        parse_config(raw)
+    del raw["pipelines"][0]["schedule"]
     # A warehouse's lookback defaults to 3 days, and counts once it is known.
     raw["pipelines"][0]["source"] = {"kind": "warehouse", "conn_id": "wh", "schema": "shop"}
-    raw["pipelines"][0]["tuning"] = {"state_retention_days": 10}
-    with pytest.raises(ConfigError, match=r"pipelines\[0\].tuning.state_retention_days: must be at least .* \(11\)"):
+    raw["pipelines"][0]["tuning"] = {"state_retention_days": 10}  # hourly: 1 + lookback 3 + window 7
+    with pytest.raises(ConfigError, match=r"pipelines\[0\].tuning.state_retention_days: must be at least 11: "):
         parse_config(raw)
 
 

@@ -122,6 +122,9 @@ def test_summarize_prunes_ids_past_state_retention_days(
     written = (dt.datetime.now(dt.UTC) - dt.timedelta(days=31)).timestamp()
     for path in (state / PIPELINE / "ids").rglob("*.parquet"):
         os.utime(path, (written, written))  # as if this run had been a month ago
+    tasks.sync(PIPELINE, LABELS, {"dry_run": True}, "manual__dry")
+    tasks.summarize(PIPELINE, [LABELS], {"dry_run": True}, "manual__dry")  # a dry run prunes nothing
+    assert sorted(p.name for p in (state / PIPELINE / "ids").iterdir()) == LABELS
     tasks.summarize(PIPELINE, [LABELS], {}, RUN)
     # These days are months before today and their ids a month old: past 30 days of retention.
     assert sorted(p.name for p in (state / PIPELINE / "ids").iterdir()) == ([] if retention else LABELS)
