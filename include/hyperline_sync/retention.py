@@ -87,6 +87,10 @@ def prunable_folders(
             f"--before {before} would remove state still needed: {reason}, so days from {earliest} on are "
             f"kept; use --before {earliest} or earlier"
         )
+    return _day_folders(config, pipeline, before, dead_letters)
+
+
+def _day_folders(config: Config, pipeline: PipelineConfig, before: dt.date, dead_letters: bool) -> list[StateFolder]:
     roots = {IDS: ids_root(config.state.dir, pipeline.name)}
     if dead_letters:
         roots[DEAD_LETTERS] = dead_letters_root(config.state.output_dir, pipeline.name)
@@ -117,7 +121,7 @@ def prune_expired(
     if earliest < before:
         log.info("state_retention_days %d: keeping the ids from %s on, because %s", retention, earliest, reason)
         before = earliest
-    folders = [f for f in prunable_folders(config, pipeline, ledger, before, today=now.date())
+    folders = [f for f in _day_folders(config, pipeline, before, dead_letters=False)
                if f.modified < (now - age).timestamp()]
     remove(folders)
     return folders
