@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import gc
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 EVENT_FIELDS = ("customer_id", "event_type", "timestamp", "record")
 RENEW_SECONDS = 60.0
 GC_YOUNG_THRESHOLD = 50_000
+_DRY_RUN_STATE = "state"  # the subfolder of dry_run_dir holding a dry run's ids
 
 
 class SendOutcome(Protocol):
@@ -101,6 +103,11 @@ def dry_run_dir(output_dir: Path, pipeline: str, run_id: str) -> Path:
     return run_dir(output_dir, pipeline, run_id) / "dry_run"
 
 
+def discard_dry_run_state(output_dir: Path, pipeline: str, run_id: str) -> None:
+    """Remove a dry run's id store once the run is over (its events and dead letters stay)."""
+    shutil.rmtree(dry_run_dir(output_dir, pipeline, run_id) / _DRY_RUN_STATE, ignore_errors=True)
+
+
 def _dry_run(job: SyncJob) -> Path:
     return dry_run_dir(job.output_dir, job.pipeline.name, job.run_id)
 
@@ -137,7 +144,7 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
                  len(objects) - len(todo), len(todo), " (dry run)" if job.dry_run else "")
         seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
                        include_own_partition=not job.resend,
-                       dry_run_dir=_dry_run(job) / "state" if job.dry_run else None)
+                       dry_run_dir=_dry_run(job) / _DRY_RUN_STATE if job.dry_run else None)
         renewal = _ClaimRenewal(job, partition)
         with _gc_relaxed():
             for obj in todo:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,15 @@ from hyperline_sync.report import (
 )
 from hyperline_sync.retention import prune_expired
 from hyperline_sync.sources import PartitionSource, open_source
-from hyperline_sync.sync import PartitionFailedError, Sender, SyncJob, dry_run_dir, sync_partition, units_to_sync
+from hyperline_sync.sync import (
+    PartitionFailedError,
+    Sender,
+    SyncJob,
+    discard_dry_run_state,
+    dry_run_dir,
+    sync_partition,
+    units_to_sync,
+)
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +246,7 @@ def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id:
     if not report["balanced"]:
         log.warning("counts do not add up (read != sent + rejected + skipped + duplicates): see %s", path)
     if params.get("dry_run"):  # leaves the real state as it was
-        shutil.rmtree(dry_run_dir(config.state.output_dir, pipeline.name, run_id) / "state", ignore_errors=True)
+        discard_dry_run_state(config.state.output_dir, pipeline.name, run_id)
     else:
         _prune_expired(config, pipeline)
     if report["failed_partitions"]:
