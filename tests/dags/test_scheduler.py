@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import yaml
 from hyperline_sync.config import DAG_ID_PREFIX
 from hyperline_sync.emulator import Emulator
 from hyperline_sync.sample_archive import SampleManifest, generate_archive
-from tests.conftest import REPO
+from tests.conftest import REPO, unused_port
 from tests.dag_runs import read_report
 
 pytestmark = pytest.mark.slow
@@ -41,18 +40,12 @@ WAIT_SECONDS = 300
 ENDED = ("success", "failed")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Standalone:
     """`airflow standalone` in a private home; the state of its DagRuns read from its SQLite DB."""
 
     def __init__(self, home: Path, config: Path, emulator: Emulator) -> None:
         self.home = home
-        api_port = _free_port()
+        api_port = unused_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env.update({
             "AIRFLOW_HOME": str(home),
@@ -61,9 +54,9 @@ class Standalone:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__API__PORT": str(api_port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(unused_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(unused_port()),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(unused_port()),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "HYPERLINE_SYNC_CONFIG": str(config),
             "AIRFLOW_CONN_HYPERLINE_SCHED": json.dumps(

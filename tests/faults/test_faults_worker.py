@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import textwrap
 import time
@@ -26,6 +25,7 @@ from hyperline_sync.emulator import Faults
 from hyperline_sync.ledger import DONE, RUNNING, partitions_table
 from hyperline_sync.sync import PartitionFailedError
 from hyperline_sync.tasks import sync as sync_task
+from tests.conftest import unused_port
 from tests.faults.harness import DAYS, OBJECTS_PER_DAY, PIPELINE, RANGE, Harness
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # a hang fails in minutes
@@ -144,7 +144,7 @@ def test_a_worker_killed_mid_partition_resumes_without_losing_events(harness: Ha
 def test_the_ledger_database_unreachable_at_start_fails_clearly_and_sends_nothing(harness: Harness, monkeypatch):
     """6. state.ledger_conn_id points at a Postgres port nobody listens on (connection refused)."""
     h = harness
-    port = closed_port()
+    port = unused_port()
     password = "pg-pass-SENTINEL-61d2"
     h.evidence.secrets["ledger database password"] = password
     monkeypatch.setenv("AIRFLOW_CONN_LEDGER_DOWN", json.dumps({
@@ -182,12 +182,6 @@ def expire_claims(h: Harness) -> None:
     with h.ledger().engine.begin() as conn:
         conn.execute(partitions_table.update().where(p.claimed_by.is_not(None))
                      .values(claim_expires_at=now() - dt.timedelta(seconds=1)))
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 

@@ -28,13 +28,14 @@ DAYS = [dt.date(2026, 6, 1) + dt.timedelta(days=n) for n in range(5)]  # 06-01 .
 TTL = dt.timedelta(minutes=5)
 
 
-def _config(tmp_path, **tuning):
+def _config(tmp_path, schedule: str | None = None, **tuning):
+    """The `acme` pipeline (hourly unless `schedule` is given), its state under tmp_path."""
     path = tmp_path / "pipelines.yaml"
-    path.write_text(yaml.safe_dump({
-        "state": {"dir": str(tmp_path / "state")},
-        "pipelines": [{"name": "acme", "source": {"kind": "s3_archive", "url": "file:///nowhere", "source_id": "s"},
-                       "tuning": {"dedup_window_days": 2, "lookback_days": 1, **tuning}}],
-    }))
+    pipeline = {"name": "acme", "source": {"kind": "s3_archive", "url": "file:///nowhere", "source_id": "s"},
+                "tuning": {"dedup_window_days": 2, "lookback_days": 1, **tuning}}
+    if schedule is not None:
+        pipeline["schedule"] = schedule
+    path.write_text(yaml.safe_dump({"state": {"dir": str(tmp_path / "state")}, "pipelines": [pipeline]}))
     return load_config(path)
 
 
@@ -96,11 +97,7 @@ def test_a_cutoff_the_scheduled_run_still_reads_is_refused(config, ledger):
 
 
 def test_a_longer_schedule_keeps_two_of_its_intervals(tmp_path, ledger):
-    path = tmp_path / "weekly.yaml"
-    path.write_text(yaml.safe_dump({"state": {"dir": str(tmp_path / "state")}, "pipelines": [{
-        "name": "acme", "schedule": "@weekly", "tuning": {"dedup_window_days": 2, "lookback_days": 1},
-        "source": {"kind": "s3_archive", "url": "file:///nowhere", "source_id": "s"}}]}))
-    weekly = load_config(path).pipeline("acme")
+    weekly = _config(tmp_path, schedule="@weekly").pipeline("acme")
     assert earliest_needed_day(weekly, ledger, TODAY)[0] == TODAY - dt.timedelta(days=14 + 1 + 2)
 
 
