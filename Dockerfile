@@ -4,7 +4,7 @@
 #
 # The base tag must match the apache-airflow pin in requirements.txt / constraints.txt: the install
 # below then keeps the image's own Airflow where it is (checked at build time and by
-# tests/unit/test_docker_compose.py).
+# tests/deploy/test_docker_compose.py).
 FROM apache/airflow:3.3.2-python3.11
 
 # The project lives next to AIRFLOW_HOME, not inside it. The state dir is created here (owned by

@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 
 ## The embedded demo: sample archive -> local Hyperline emulator, as a real Airflow DagRun.
 demo: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m hyperline_sync.demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m hyperline_devtools.demo
 
 ## Every test (lint first: CI runs exactly this).
 test: $(STAMP) lint
@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests --ignore=tests/dags --ignore=tests/faults
 
 faults: $(STAMP)
 	$(BIN)/pytest -m faults
@@ -39,7 +39,7 @@ bench: $(STAMP)
 
 ## A local Hyperline ingest emulator on http://127.0.0.1:8090 (API key test_local).
 emulator: $(STAMP)
-	$(BIN)/python -m hyperline_sync.emulator --port 8090 --api-key test_local
+	$(BIN)/python -m hyperline_devtools.emulator --port 8090 --api-key test_local
 
 clean:
 	rm -rf .demo .airflow-test .pytest_cache .ruff_cache

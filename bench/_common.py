@@ -42,7 +42,7 @@ def archive_for(lines: int, days: int = 1) -> Path:
     """The benchmark archive of `lines` lines over `days` received days from DAY, generated on first use
     (or when its recipe changed). No nasty cases: ~650-byte lines, the generator's realistic mix.
     """
-    from hyperline_sync.sample_archive import generate_archive
+    from hyperline_devtools.sample_archive import generate_archive
 
     per_day = math.ceil(lines / days)
     # Segment objects are capped (<= 100 MB), so a busier day means more objects, not bigger ones:
@@ -111,7 +111,7 @@ def read_and_dedup(source: Any, day: date, chunk_size: int) -> dict[str, int]:
     `source` is any hyperline_sync PartitionSource (the archive or the warehouse); ids are committed
     per unit into a throwaway state dir, so dedup costs what it costs in a real run.
     """
-    from hyperline_sync.dedup import SeenIds
+    from hyperline_sync.pipeline.dedup import SeenIds
 
     totals = {"read": 0, "events": 0, "rejected": 0, "skipped": 0, "duplicates": 0, "units": 0}
     with tempfile.TemporaryDirectory() as state:
@@ -133,7 +133,7 @@ def read_and_dedup(source: Any, day: date, chunk_size: int) -> dict[str, int]:
 
 def start_emulator(api_key: str = EMULATOR_KEY, store: bool = True) -> tuple[subprocess.Popen[str], str]:
     """The Hyperline emulator in its own process on 127.0.0.1 and a free port; returns (process, url)."""
-    program = ["-m", "hyperline_sync.emulator"]
+    program = ["-m", "hyperline_devtools.emulator"]
     options = ["--port", "0", "--api-key", api_key, *([] if store else ["--no-store"])]
     proc = subprocess.Popen([sys.executable, *program, *options], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

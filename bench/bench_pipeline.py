@@ -11,7 +11,7 @@ the emulator; `encode` only encodes each batch with orjson in the send thread, a
 `null` accepts every event at once. Both stand-ins count every event as sent.
 
 Each run is a fresh subprocess with fresh state (ledger, dedup ids, reports) that calls
-`hyperline_sync.sync.sync_partition` once per day with a SyncJob built the way `tasks.sync` builds it
+`hyperline_sync.pipeline.sync.sync_partition` once per day with a SyncJob built the way `tasks.sync` builds it
 (SQLite ledger, circuit breaker, the real HyperlineHook with the pipeline's tuning), against the
 Hyperline emulator in its own process (`--no-store`: it parses, validates and counts every event,
 keeps none; it sets TCP_NODELAY) on 127.0.0.1. Peak RSS is the child's ru_maxrss: the
@@ -67,12 +67,12 @@ class LocalSender:
 
 def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: str = "hook") -> dict[str, Any]:
     """sync_partition for each day, in this process; returns the summed counts and requests."""
-    from hyperline_sync import tasks
-    from hyperline_sync.breaker import CircuitBreaker
-    from hyperline_sync.config import load_config
-    from hyperline_sync.ledger import Counts
-    from hyperline_sync.sources import open_source
-    from hyperline_sync.sync import SyncJob, sync_partition
+    from hyperline_sync.config.models import load_config
+    from hyperline_sync.orchestration import tasks
+    from hyperline_sync.pipeline.breaker import CircuitBreaker
+    from hyperline_sync.pipeline.sync import SyncJob, sync_partition
+    from hyperline_sync.sources.base import open_source
+    from hyperline_sync.state.ledger import Counts
 
     config = load_config(config_path)
     pipeline = config.pipeline(PIPELINE)
@@ -102,7 +102,7 @@ def child(config_path: Path, days: list[dt.date], profile: Path | None, sender: 
     import pandas  # noqa: F401 - imported before the baseline, as in bench_source.py
 
     import hyperline_provider.hooks.hyperline  # noqa: F401
-    import hyperline_sync.sync  # noqa: F401
+    import hyperline_sync.pipeline.sync  # noqa: F401
 
     baseline = peak_rss_mb()
     cpu, main_cpu, started = time.process_time(), time.thread_time(), time.perf_counter()
@@ -214,8 +214,8 @@ def run_parallel(emulator: Emulator, archive: Path, days: list[dt.date], label: 
 
 # Frames that only loop and delegate: left out of the cumulative ranking, which they would top.
 WRAPPERS = {
-    ("hyperline_sync/sync.py", name) for name in ("sync_partition", "run", "_chunk")
-} | {("hyperline_sync/sources.py", "chunks"), ("bench/bench_pipeline.py", "sync_days")}
+    ("hyperline_sync/pipeline/sync.py", name) for name in ("sync_partition", "run", "_chunk")
+} | {("hyperline_sync/sources/base.py", "chunks"), ("bench/bench_pipeline.py", "sync_days")}
 
 
 def top_costs(stats_path: Path, count: int = 5) -> dict[str, Any]:
@@ -237,15 +237,16 @@ def top_costs(stats_path: Path, count: int = 5) -> dict[str, Any]:
 
 # Where the main thread's time goes, by stage: (label, file suffix, function names); cumulative times.
 STAGES = (
-    ("read: list objects, gunzip, split lines", "hyperline_sync/archive.py", ("iter_line_chunks", "list_partition")),
-    ("transform: parse JSON, map, build the frame", "hyperline_sync/transform.py", ("transform_chunk",)),
-    ("dedup: filter, commit ids", "hyperline_sync/dedup.py", ("filter", "commit_object", "__init__")),
-    ("frame -> event dicts (sync.to_events)", "hyperline_sync/sync.py", ("to_events",)),
-    ("waiting for the previous chunk's send (the hook runs in a worker thread)", "hyperline_sync/sync.py",
+    ("read: list objects, gunzip, split lines", "hyperline_sync/sources/archive.py",
+     ("iter_line_chunks", "list_partition")),
+    ("transform: parse JSON, map, build the frame", "hyperline_sync/pipeline/transform.py", ("transform_chunk",)),
+    ("dedup: filter, commit ids", "hyperline_sync/pipeline/dedup.py", ("filter", "commit_object", "__init__")),
+    ("frame -> event dicts (sync.to_events)", "hyperline_sync/pipeline/sync.py", ("to_events",)),
+    ("waiting for the previous chunk's send (the hook runs in a worker thread)", "hyperline_sync/pipeline/sync.py",
      ("_settle",)),
-    ("ledger + breaker (SQLite)", "hyperline_sync/ledger.py",
+    ("ledger + breaker (SQLite)", "hyperline_sync/state/ledger.py",
      ("claim", "renew", "finish", "done_objects", "record_object", "breaker", "set_breaker", "partitions")),
-    ("dead letters", "hyperline_sync/deadletter.py", ("add", "close", "discard")),
+    ("dead letters", "hyperline_sync/state/deadletter.py", ("add", "close", "discard")),
 )
 
 

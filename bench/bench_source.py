@@ -32,7 +32,7 @@ from _common import (  # shared with the other benchmarks
     read_and_dedup,
 )
 
-from hyperline_sync.config import TuningConfig  # light: no pandas, so the floor's RSS is unchanged
+from hyperline_sync.config.models import TuningConfig  # light: no pandas, so the floor's RSS is unchanged
 
 CHUNK_LINES = TuningConfig().chunk_size  # the config's default
 MODES = ("floor", "naive", "ours")
@@ -68,8 +68,8 @@ def measure_naive(root: Path) -> dict:
 
 
 def measure_ours(root: Path) -> dict:
-    from hyperline_sync.config import PipelineConfig, S3ArchiveSourceConfig
-    from hyperline_sync.sources import ArchiveSource
+    from hyperline_sync.config.models import PipelineConfig, S3ArchiveSourceConfig
+    from hyperline_sync.sources.base import ArchiveSource
 
     source = S3ArchiveSourceConfig(url=f"file://{root}", source_id=SOURCE_ID)
     totals = read_and_dedup(ArchiveSource(PipelineConfig(name="bench", source=source)), DAY, CHUNK_LINES)
@@ -81,7 +81,7 @@ def child(mode: str, root: Path) -> None:
     import orjson  # noqa: F401 - imported before the baseline so every mode pays the same imports
     import pandas  # noqa: F401
 
-    import hyperline_sync.transform  # noqa: F401
+    import hyperline_sync.pipeline.transform  # noqa: F401
 
     baseline = peak_rss_mb()  # not ru_maxrss, which can hold the parent's peak (see _common.peak_rss_mb)
     cpu, started = time.process_time(), time.perf_counter()

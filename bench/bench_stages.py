@@ -23,12 +23,12 @@ from pathlib import Path
 
 from _common import DAY, SOURCE_ID, archive_for
 
-from hyperline_sync.archive import iter_line_chunks
-from hyperline_sync.config import PipelineConfig, S3ArchiveSourceConfig, TuningConfig
-from hyperline_sync.dedup import SeenIds
-from hyperline_sync.sources import ArchiveSource
-from hyperline_sync.sync import _gc_relaxed, to_events
-from hyperline_sync.transform import transform_chunk
+from hyperline_sync.config.models import PipelineConfig, S3ArchiveSourceConfig, TuningConfig
+from hyperline_sync.pipeline.dedup import SeenIds
+from hyperline_sync.pipeline.sync import _gc_relaxed, to_events
+from hyperline_sync.pipeline.transform import transform_chunk
+from hyperline_sync.sources.archive import iter_line_chunks
+from hyperline_sync.sources.base import ArchiveSource
 
 STAGES = ("read", "transform", "dedup", "to_events", "commit")
 

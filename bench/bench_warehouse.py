@@ -35,7 +35,7 @@ from pathlib import Path
 
 from _common import peak_rss_mb, read_and_dedup  # shared with the other benchmarks
 
-from hyperline_sync.config import TuningConfig  # light: no pandas, so the floor's RSS is unchanged
+from hyperline_sync.config.models import TuningConfig  # light: no pandas, so the floor's RSS is unchanged
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DATABASE = "hyperline_bench_warehouse"
@@ -131,7 +131,7 @@ def copy_rows(conn, table: str, count: int) -> None:
 
 
 def pipeline():
-    from hyperline_sync.config import parse_config
+    from hyperline_sync.config.models import parse_config
 
     raw = {"pipelines": [{"name": "bench", "source": {"kind": "warehouse", "conn_id": "bench_warehouse",
                                                       "schema": SCHEMA, "events": list(TABLES)},
@@ -173,7 +173,7 @@ def measure_naive() -> dict:
 
 
 def measure_ours() -> dict:
-    from hyperline_sync.warehouse import WarehouseSource
+    from hyperline_sync.sources.warehouse import WarehouseSource
 
     totals = read_and_dedup(WarehouseSource(pipeline()), DAY, CHUNK_ROWS)
     return {"rows": totals.pop("read"), **totals}
@@ -185,7 +185,7 @@ def child(mode: str) -> None:
     import psycopg  # noqa: F401
     from airflow.sdk import BaseHook  # noqa: F401
 
-    import hyperline_sync.warehouse  # noqa: F401
+    import hyperline_sync.sources.warehouse  # noqa: F401
 
     baseline_mb = peak_rss_mb()
     cpu, started = time.process_time(), time.perf_counter()

@@ -2,22 +2,23 @@
 
 plan (which days) -> sync (mapped, one task per day or group of days, capped by a pool) ->
 summarize (always runs; writes the report and fails the run naming failed partitions).
-The task bodies live in `hyperline_sync.tasks`; this file only wires them to Airflow.
+The task bodies live in `hyperline_sync.orchestration.tasks`; this file only wires them to Airflow.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
 from hyperline_provider.hooks.hyperline import HyperlineAuthError, HyperlineRequestError
-from hyperline_sync import tasks
-from hyperline_sync.config import PipelineConfig, load_config
-from hyperline_sync.partitions import PlanError, group_label
+from hyperline_sync.config.models import CONFIG_ENV, PipelineConfig, load_config
+from hyperline_sync.orchestration import tasks
+from hyperline_sync.pipeline.partitions import PlanError, group_label
 
 DOC = """
 Syncs Segment `track` events of pipeline **{name}** into Hyperline, one received day per partition.
@@ -133,5 +134,8 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
     return sync_dag()
 
 
-for _pipeline in load_config().pipelines:
-    globals()[_pipeline.dag_id] = build_dag(_pipeline)
+if os.environ.get(CONFIG_ENV):
+    for _pipeline in load_config().pipelines:
+        globals()[_pipeline.dag_id] = build_dag(_pipeline)
+else:
+    log.warning("%s is not set: no Segment -> Hyperline DAG is defined", CONFIG_ENV)

@@ -17,11 +17,11 @@ import orjson
 import pytest
 import yaml
 
-from hyperline_sync.config import DAG_ID_PREFIX
-from hyperline_sync.deadletter import read_dead_letters
-from hyperline_sync.emulator import Emulator
-from hyperline_sync.ledger import Ledger
-from hyperline_sync.report import run_dir
+from hyperline_devtools.emulator import Emulator
+from hyperline_sync.config.models import DAG_ID_PREFIX
+from hyperline_sync.state.deadletter import read_dead_letters
+from hyperline_sync.state.ledger import Ledger
+from hyperline_sync.state.report import run_dir
 from tests.conftest import REPO
 
 DAG_FILE = REPO / "dags" / "segment_to_hyperline.py"

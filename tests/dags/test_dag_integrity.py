@@ -69,11 +69,12 @@ def test_a_bad_config_is_an_import_error_naming_the_key(tmp_path, monkeypatch):
     assert "pipelines[0].source.url" in next(iter(errors.values()))
 
 
-def test_default_config_builds_the_demo_dag(monkeypatch):
+def test_without_a_config_no_dag_is_defined_and_one_line_says_why(monkeypatch, caplog):
     monkeypatch.delenv("HYPERLINE_SYNC_CONFIG", raising=False)
     bag = load_bag()
     assert bag.import_errors == {}
-    assert bag.dag_ids == ["segment_to_hyperline__demo"]
+    assert bag.dag_ids == []
+    assert "HYPERLINE_SYNC_CONFIG is not set: no Segment -> Hyperline DAG is defined" in caplog.text
 
 
 def test_a_null_schedule_means_manual_runs_only(tmp_path, monkeypatch):

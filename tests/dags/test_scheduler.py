@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hyperline_sync.config import DAG_ID_PREFIX
-from hyperline_sync.emulator import Emulator
-from hyperline_sync.sample_archive import SampleManifest, generate_archive
+from hyperline_devtools.emulator import Emulator
+from hyperline_devtools.sample_archive import SampleManifest, generate_archive
+from hyperline_sync.config.models import DAG_ID_PREFIX
 from tests.conftest import REPO, unused_port
 from tests.dag_runs import read_report
 

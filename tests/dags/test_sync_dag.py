@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from hyperline_sync import tasks
-from hyperline_sync.sample_archive import SampleManifest, day_folder_ms, generate_archive
+from hyperline_devtools.sample_archive import SampleManifest, day_folder_ms, generate_archive
+from hyperline_sync.orchestration import tasks
 from tests.dag_runs import DagHarness, pipeline_with_emulator
 
 DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(3)]

@@ -3,7 +3,7 @@ schema on the real Postgres through an Airflow connection, sending to the Hyperl
 127.0.0.1, with the ledger in SQLite. The DAG code is the archive's; only the config differs.
 
 What is asserted comes from the rows as inserted (each with its expected outcome, written by hand in
-tests/integration/test_warehouse_postgres.py) and from what the emulator received.
+tests/hyperline_sync/sources/test_warehouse_postgres.py) and from what the emulator received.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.dag_runs import DagHarness, pipeline_with_emulator
-from tests.integration.test_warehouse_postgres import (
+from tests.hyperline_sync.sources.test_warehouse_postgres import (
     CONN_ID,
     D1,
     D2,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from hyperline_sync.emulator import Emulator
-from hyperline_sync.sample_archive import SampleManifest, generate_archive
+from hyperline_devtools.emulator import Emulator
+from hyperline_devtools.sample_archive import SampleManifest, generate_archive
 from tests.faults.harness import (
     API_KEY,
     ARCHIVE_BUCKET,

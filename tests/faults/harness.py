@@ -24,10 +24,10 @@ from typing import Any
 import orjson
 import yaml
 
-from hyperline_sync.deadletter import read_dead_letters
-from hyperline_sync.emulator import Emulator
-from hyperline_sync.ledger import COUNT_FIELDS, DONE, Counts, Ledger
-from hyperline_sync.sample_archive import SampleManifest
+from hyperline_devtools.emulator import Emulator
+from hyperline_devtools.sample_archive import SampleManifest
+from hyperline_sync.state.deadletter import read_dead_letters
+from hyperline_sync.state.ledger import COUNT_FIELDS, DONE, Counts, Ledger
 from tests.conftest import REPO
 from tests.dag_runs import read_report, run_dag
 
@@ -159,7 +159,7 @@ class Harness:
         return read_report(self.reports_dir(), PIPELINE, run_id)
 
     def outcome(self, run_id: str, day: dt.date) -> dict:
-        from hyperline_sync.report import run_dir
+        from hyperline_sync.state.report import run_dir
 
         return orjson.loads((run_dir(self.reports_dir(), PIPELINE, run_id) / "partitions" /
                              f"{day.isoformat()}.json").read_bytes())

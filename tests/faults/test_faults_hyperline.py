@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from hyperline_sync.emulator import Faults
-from hyperline_sync.ledger import DONE, FAILED
+from hyperline_devtools.emulator import Faults
+from hyperline_sync.state.ledger import DONE, FAILED
 from tests.faults.harness import DAYS, FAST_TUNING, HYPERLINE_CONN_ID, PIPELINE, RANGE, Harness, xcom_rows
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # a hang fails in minutes

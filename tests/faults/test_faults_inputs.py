@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 import pytest
 
-from hyperline_sync.ledger import DONE, FAILED
-from hyperline_sync.sample_archive import day_folder_ms
-from hyperline_sync.sample_messages import MessageWriter
-from hyperline_sync.sync import PartitionFailedError
+from hyperline_devtools.sample_archive import day_folder_ms
+from hyperline_devtools.sample_messages import MessageWriter
+from hyperline_sync.pipeline.sync import PartitionFailedError
+from hyperline_sync.state.ledger import DONE, FAILED
 from tests.faults.harness import DAYS, PIPELINE, RANGE, SOURCE_ID, Harness, upload
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # a hang fails in minutes
@@ -169,7 +169,7 @@ def test_a_200mb_object_without_newlines_is_one_dead_letter_in_bounded_memory(ha
 
     done = h.python(f"""
         import json, os
-        from hyperline_sync import tasks
+        from hyperline_sync.orchestration import tasks
         def status(field):
             with open("/proc/self/status") as f:
                 return int(next(line for line in f if line.startswith(field + ":")).split()[1])
@@ -205,9 +205,9 @@ def test_a_200mb_object_without_newlines_is_one_dead_letter_in_bounded_memory(ha
 def test_an_object_deleted_between_listing_and_reading_fails_alone(
         harness: Harness, s3_client: Any, bucket_name: str):
     """5. The last object of the day disappears after the listing (real S3, sync_partition level)."""
-    from hyperline_sync import tasks
-    from hyperline_sync.sources import open_source
-    from hyperline_sync.sync import SyncJob, sync_partition
+    from hyperline_sync.orchestration import tasks
+    from hyperline_sync.pipeline.sync import SyncJob, sync_partition
+    from hyperline_sync.sources.base import open_source
 
     h = harness
     day = DAYS[0]

@@ -14,10 +14,10 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from hyperline_sync import tasks
-from hyperline_sync.ledger import PartitionBusyError
-from hyperline_sync.sources import open_source
-from hyperline_sync.sync import SyncJob, sync_partition
+from hyperline_sync.orchestration import tasks
+from hyperline_sync.pipeline.sync import SyncJob, sync_partition
+from hyperline_sync.sources.base import open_source
+from hyperline_sync.state.ledger import PartitionBusyError
 from tests.faults.harness import DAYS, PIPELINE, Harness
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # a hang fails in minutes

@@ -2,7 +2,7 @@
 runs (a backfill and the hourly run) syncing the same days at once.
 
 Syncs that must be killed or run side by side run in subprocesses executing the DAG's task body
-(`hyperline_sync.tasks.sync`, the code the mapped `sync` task runs) with this test's environment.
+(`hyperline_sync.orchestration.tasks.sync`, the code the mapped `sync` task runs) with this test's environment.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hyperline_sync.emulator import Faults
-from hyperline_sync.ledger import DONE, RUNNING, partitions_table
-from hyperline_sync.sync import PartitionFailedError
-from hyperline_sync.tasks import sync as sync_task
+from hyperline_devtools.emulator import Faults
+from hyperline_sync.orchestration.tasks import sync as sync_task
+from hyperline_sync.pipeline.sync import PartitionFailedError
+from hyperline_sync.state.ledger import DONE, RUNNING, partitions_table
 from tests.conftest import unused_port
 from tests.faults.harness import DAYS, OBJECTS_PER_DAY, PIPELINE, RANGE, Harness
 
@@ -48,7 +48,7 @@ def sync_code(run_id: str, days: list[str] = ALL_DAYS, barrier: Path | None = No
         """
     return f"""
         import json
-        from hyperline_sync import tasks
+        from hyperline_sync.orchestration import tasks
         {textwrap.indent(textwrap.dedent(wait), " " * 8).strip()}
         try:
             result = tasks.sync({PIPELINE!r}, {days!r}, {{}}, {run_id!r})

@@ -1,0 +1,2 @@
+"""Development tools, never installed by requirements.txt: the Hyperline emulator, Segment sample
+generators, the demo."""

@@ -1,0 +1,1 @@
+"""The pipelines config: typed models, the YAML loader with ${VAR} expansion, and the mapping section."""

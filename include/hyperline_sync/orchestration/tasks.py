@@ -1,0 +1,297 @@
+"""The bodies of the DAG's three tasks, kept out of the DAG file so they read (and test) as Python.
+
+`plan` turns the run's params and interval into groups of days, `sync` runs `sync_partition` for
+each day of one group, `summarize` gathers the outcomes into the run report and fails the run when
+any partition failed. Only this module and the DAG file know about Airflow run context.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hyperline_sync.config.models import Config, PipelineConfig, load_config
+from hyperline_sync.pipeline.breaker import CircuitBreaker
+from hyperline_sync.pipeline.partitions import group_days, plan_days
+from hyperline_sync.pipeline.sync import (
+    PartitionFailedError,
+    Sender,
+    SyncJob,
+    discard_dry_run_state,
+    dry_run_dir,
+    sync_partition,
+    units_to_sync,
+)
+from hyperline_sync.sources.base import PartitionSource, open_source
+from hyperline_sync.state.ledger import DONE, FAILED, Ledger, LedgerError, PartitionBusyError, open_ledger
+from hyperline_sync.state.report import (
+    PartitionOutcome,
+    build_report,
+    outcome_partitions,
+    read_outcomes,
+    render_table,
+    write_outcome,
+    write_report,
+)
+from hyperline_sync.state.retention import prune_expired
+
+log = logging.getLogger(__name__)
+
+
+class RunFailedError(RuntimeError):
+    """At least one partition of the run did not finish; the message names them."""
+
+
+class PartitionsBusyError(RuntimeError):
+    """Every day of the group is being synced by another run (or has a neighbour that is); nothing
+    was done and no outcome written, so the task can wait and try again."""
+
+
+
+def load_pipeline(name: str) -> tuple[Config, PipelineConfig]:
+    """The config as it is now: tasks read it at run time, not from the DAG file's parse."""
+    config = load_config()
+    return config, config.pipeline(name)
+
+
+def ledger_for(config: Config) -> Ledger:
+    return open_ledger(config.state.ledger_conn_id, config.state.dir)
+
+
+def plan(
+    pipeline_name: str,
+    params: dict,
+    data_interval: tuple[dt.datetime, dt.datetime] | None,
+    run_after: dt.datetime,
+) -> list[list[str]]:
+    config, pipeline = load_pipeline(pipeline_name)
+    days = plan_days(
+        params=params,
+        data_interval=data_interval,
+        run_after=run_after,
+        lookback_days=pipeline.tuning.lookback_days,
+        failed_partitions=lambda: ledger_for(config).failed_partitions(pipeline.name),
+    )
+    groups = group_days(days)
+    log.info("pipeline %s: %d partitions in %d tasks: %s", pipeline.name, len(days), len(groups),
+             ", ".join(d.isoformat() for d in days[:10]) + (" ..." if len(days) > 10 else ""))
+    return groups
+
+
+def earlier_days_pending(
+    pipeline_name: str, run_id: str, days: list[str], groups: list[list[str]], params: dict
+) -> list[str]:
+    """Days of this run before `days`, within the dedup window, that may still send events.
+
+    Partitions of one run are synced oldest first: a messageId seen on two days must be sent from
+    the earlier day (the first-received copy wins), and an earlier day committed first means the
+    later copy is recognised as a duplicate instead of being posted and then overwritten. An earlier
+    day whose units are all done already (an hourly run's lookback day, a rerun with nothing new)
+    sends nothing and has its ids committed, so it is not waited for. A dry run keeps the same order:
+    its days dedup against the earlier ones through its own store (`sync.dry_run_dir`).
+    """
+    config, pipeline = load_pipeline(pipeline_name)
+    first = dt.date.fromisoformat(days[0])
+    horizon = (first - dt.timedelta(days=pipeline.tuning.dedup_window_days)).isoformat()
+    ended = outcome_partitions(config.state.output_dir, pipeline.name, run_id)
+    pending = [d for group in groups for d in group if horizon <= d < days[0] and d not in ended]
+    if not pending or params.get("resend"):
+        return pending
+    source, ledger = open_source(pipeline), ledger_for(config)
+    return [day for day in pending if _may_send(source, ledger, pipeline.name, dt.date.fromisoformat(day))]
+
+
+def _may_send(source: PartitionSource, ledger: Ledger, pipeline: str, day: dt.date) -> bool:
+    try:
+        return bool(units_to_sync(source, ledger, pipeline, day)[1])
+    except Exception as exc:  # cannot tell: keep the order; that day's own task reports the error
+        log.warning("cannot tell whether %s has units to sync (%s: %s); waiting for it", day, type(exc).__name__, exc)
+        return True
+
+
+def make_sender(pipeline: PipelineConfig) -> Sender:
+    from hyperline_provider.hooks.hyperline import HyperlineHook
+
+    return HyperlineHook(
+        hyperline_conn_id=pipeline.hyperline_conn_id,
+        batch_size=pipeline.tuning.batch_size,
+        max_requests_per_second=pipeline.tuning.max_requests_per_second,
+        max_attempts=pipeline.tuning.send_max_attempts,
+        backoff_base=pipeline.tuning.send_backoff_seconds,
+        max_retry_seconds=pipeline.tuning.send_max_retry_seconds,
+    )
+
+
+def sync(
+    pipeline_name: str,
+    days: list[str],
+    params: dict,
+    run_id: str,
+    sender: Sender | None = None,
+    *,
+    wait_if_busy: bool = False,
+) -> list[dict[str, Any]]:
+    """Sync each day of a group; every day is attempted even if an earlier one failed.
+
+    A day another run holds ends as `busy` (the task fails and Airflow retries it); with
+    `wait_if_busy`, a group whose days were all busy raises PartitionsBusyError instead, leaving no
+    outcome, so that the caller can reschedule the task.
+    """
+    config, pipeline = load_pipeline(pipeline_name)
+    dry_run, resend = bool(params.get("dry_run")), bool(params.get("resend"))
+    output_dir = config.state.output_dir
+    try:
+        ledger = ledger_for(config)
+        breaker = CircuitBreaker(ledger, pipeline.name, pipeline.tuning.breaker_failures,
+                                 dt.timedelta(minutes=pipeline.tuning.breaker_cooldown_minutes))
+        job = SyncJob(
+            pipeline=pipeline,
+            ledger=ledger,
+            source=open_source(pipeline),
+            state_dir=config.state.dir,
+            output_dir=output_dir,
+            run_id=run_id,
+            owner=run_id,  # a retried task of the same run may take its own claim back at once
+            sender=None if dry_run else (sender or make_sender(pipeline)),
+            dry_run=dry_run,
+            resend=resend,
+            breaker=breaker,
+        )
+    except Exception as exc:
+        # Say why for each day (ledger database down, bad source connection...): the run's later days
+        # wait for these days' outcomes, and the report shows the reason instead of "unknown".
+        for day in days:
+            write_outcome(output_dir, pipeline.name, run_id,
+                          PartitionOutcome(day, FAILED, error=f"{type(exc).__name__}: {exc}"))
+        raise
+    outcomes: dict[str, PartitionOutcome] = {}
+    busy: list[PartitionOutcome] = []
+    for day in days:
+        sink = DryRunSink(dry_run_dir(output_dir, pipeline.name, run_id) / f"{day}.jsonl.gz")
+        job.event_sink = sink.write if dry_run else None
+        try:
+            outcome = sync_partition(job, dt.date.fromisoformat(day))
+        except PartitionBusyError as exc:
+            # Written after the loop: if every day is busy the task may wait instead, with no outcome.
+            busy.append(PartitionOutcome(day, "busy", error=str(exc)))
+            continue
+        except PartitionFailedError as exc:
+            outcome = _failed_outcome(job, day, exc)
+        except Exception as exc:
+            write_outcome(output_dir, pipeline.name, run_id, _failed_outcome(job, day, exc))
+            raise  # Hyperline unreachable or bad credentials: the DAG decides about retries
+        finally:
+            sink.close()
+        if dry_run and sink.path.exists():
+            outcome.dry_run_output = str(sink.path)
+        write_outcome(output_dir, pipeline.name, run_id, outcome)
+        outcomes[day] = outcome
+    if wait_if_busy and busy and len(busy) == len(days):
+        raise PartitionsBusyError("; ".join(o.error or o.partition for o in busy))
+    for outcome in busy:
+        write_outcome(output_dir, pipeline.name, run_id, outcome)
+        outcomes[outcome.partition] = outcome
+    failures = [f"{day}: {outcomes[day].error}" for day in days if outcomes[day].status not in (DONE, "dry_run")]
+    summaries = [{"partition": day, "status": outcomes[day].status, **outcomes[day].counts.as_dict()} for day in days]
+    if failures:
+        raise PartitionFailedError("; ".join(failures))
+    return summaries
+
+
+def _failed_outcome(job: SyncJob, day: str, exc: BaseException) -> PartitionOutcome:
+    recorded = getattr(exc, "partition_outcome", None)  # set by sync_partition: this run's counts so far
+    if recorded is not None:
+        return recorded
+    state = None if job.dry_run else job.ledger.partitions(job.pipeline.name, [day]).get(day)
+    outcome = PartitionOutcome(day, FAILED, error=f"{type(exc).__name__}: {exc}")
+    if state is not None:
+        outcome.ledger_totals = state.counts
+        outcome.objects_total, outcome.objects_synced = state.objects_total, state.objects_done
+    return outcome
+
+
+def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id: str) -> dict:
+    """Write the run report, log the table; raise RunFailedError naming the failed partitions."""
+    config, pipeline = load_pipeline(pipeline_name)
+    outcomes = read_outcomes(config.state.output_dir, pipeline.name, run_id)
+    planned = [day for group in groups for day in group]
+    missing = [day for day in planned if day not in outcomes]
+    ledger_states: dict = {}
+    if missing:
+        try:
+            ledger_states = ledger_for(config).partitions(pipeline.name, missing)
+        except LedgerError as exc:  # still write the report: it is how the run's failure is explained
+            log.warning("cannot read the ledger for partitions without an outcome: %s", exc)
+    ordered = []
+    for day in planned:
+        outcome = outcomes.get(day)
+        if outcome is None:  # the task died without writing (killed worker) or never ran
+            state = ledger_states.get(day)
+            outcome = PartitionOutcome(day, "unknown", error="no outcome recorded: the sync task did not finish")
+            if state is not None:
+                outcome.error += f" (ledger: {state.status}, last error: {state.last_error})"
+        ordered.append(outcome)
+    report = build_report(pipeline=pipeline.name, run_id=run_id, dry_run=bool(params.get("dry_run")),
+                          params=_public_params(params), outcomes=ordered)
+    path = write_report(config.state.output_dir, report)
+    dead = [p for o in ordered for p in o.dead_letters]
+    log.info("run report for %s, %s\n%s", pipeline.name, run_id, render_table(ordered))
+    log.info("report: %s", path)
+    log.info("dead letters: %s", ", ".join(dead) if dead else "none")
+    if not report["balanced"]:
+        log.warning("counts do not add up (read != sent + rejected + skipped + duplicates): see %s", path)
+    if params.get("dry_run"):  # leaves the real state as it was
+        discard_dry_run_state(config.state.output_dir, pipeline.name, run_id)
+    else:
+        _prune_expired(config, pipeline)
+    if report["failed_partitions"]:
+        raise RunFailedError(
+            f"{len(report['failed_partitions'])} partition(s) failed: {', '.join(report['failed_partitions'])}; "
+            f"details in {path}. Rerun them with params {{\"partitions\": [\"failed\"]}}."
+        )
+    return {"report": str(path), "status": report["status"], "totals": report["totals"]}
+
+
+def _prune_expired(config: Config, pipeline: PipelineConfig) -> None:
+    """`tuning.state_retention_days`: old dedup id files go after each run; a failure to remove them
+    is logged, never the run's failure."""
+    if pipeline.tuning.state_retention_days is None:
+        return
+    try:
+        removed = prune_expired(config, pipeline, ledger_for(config))
+    except Exception as exc:
+        log.warning("could not prune state older than %s days: %s: %s", pipeline.tuning.state_retention_days,
+                    type(exc).__name__, exc)
+        return
+    if removed:
+        log.info("pruned the dedup ids of %d days (%s to %s, %.1f MB): older than state_retention_days (%d)",
+                 len(removed), removed[0].day, removed[-1].day, sum(f.bytes for f in removed) / 1e6,
+                 pipeline.tuning.state_retention_days)
+
+
+def _public_params(params: dict) -> dict:
+    return {k: params.get(k) for k in ("start", "end", "partitions", "dry_run", "resend")}
+
+
+class DryRunSink:
+    """Gzipped JSONL of the events a dry run would send; created on the first event."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: gzip.GzipFile | None = None
+
+    def write(self, partition: str, events: list[dict]) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = gzip.open(self.path, "wb", compresslevel=5)  # noqa: SIM115 (closed in close())
+        self._file.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

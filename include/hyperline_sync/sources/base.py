@@ -1,0 +1,60 @@
+"""What `sync_partition` reads from: a source of units per day, each streamed as transformed chunks.
+
+A unit is the smallest piece of a partition whose progress the ledger records: an archive object
+(key + ETag) or a warehouse slice. A unit whose version is unchanged since it was synced is skipped;
+a new version (a rewritten object, rows loaded late) is read again. Sources raise `UnitReadError`
+(hyperline_sync.sources.errors) for a unit that cannot be read, which fails that unit and lets the others sync.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Protocol
+
+from hyperline_sync.config.models import PipelineConfig
+from hyperline_sync.pipeline.transform import ChunkResult, transform_chunk
+from hyperline_sync.sources.archive import iter_line_chunks, list_partition, open_store
+
+
+class Unit(Protocol):
+    key: str
+    etag: str  # the unit's version
+    day: dt.date
+
+    @property
+    def watermark(self) -> str | None:
+        """How far the unit's data goes (a warehouse slice: its newest uuid_ts), or None."""
+        ...
+
+
+class PartitionSource(Protocol):
+    def list_units(self, day: dt.date) -> list[Unit]: ...
+
+    def chunks(self, unit: Unit, chunk_size: int) -> Iterator[ChunkResult]: ...
+
+
+class ArchiveSource:
+    """The Segment S3 archive (or a file:// copy): units are the day folder's objects."""
+
+    def __init__(self, pipeline: PipelineConfig) -> None:
+        self.config, self.mapping = pipeline.source, pipeline.mapping
+        self.store = open_store(self.config)
+
+    def list_units(self, day: dt.date) -> list[Unit]:
+        return list_partition(self.store, self.config, day)
+
+    def chunks(self, unit: Unit, chunk_size: int) -> Iterator[ChunkResult]:
+        for chunk in iter_line_chunks(self.store, unit, chunk_size):
+            yield transform_chunk(chunk, self.mapping)
+
+
+def open_source(pipeline: PipelineConfig) -> PartitionSource:
+    kind = pipeline.source.kind
+    if kind == "s3_archive":
+        return ArchiveSource(pipeline)
+    if kind == "warehouse":
+        from hyperline_sync.sources.warehouse import WarehouseSource
+
+        return WarehouseSource(pipeline)
+    raise ValueError(f"pipeline {pipeline.name}: no reader for source kind {kind!r}")

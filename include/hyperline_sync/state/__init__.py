@@ -1,0 +1,1 @@
+"""What the sync keeps between runs: the ledger, id-file retention, dead letters and run reports."""

@@ -1,0 +1,138 @@
+"""Run reports: one JSON file per run plus a readable table for the task log.
+
+Each sync task writes its partition's outcome (`PartitionOutcome`) as a small JSON file as soon as
+it ends, success or failure; the summarize task gathers them with the ledger's view of partitions
+that left no outcome (a killed worker), writes the run report and prints the table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+
+from hyperline_sync.state.ledger import COUNT_FIELDS, Counts
+
+
+@dataclass
+class PartitionOutcome:
+    """What happened to one partition in one run."""
+
+    partition: str
+    status: str  # done | failed | dry_run | busy | unknown
+    counts: Counts = field(default_factory=Counts)
+    objects_total: int = 0
+    objects_synced: int = 0
+    objects_skipped: int = 0
+    requests: int = 0
+    retries: int = 0
+    dropped_properties: int = 0  # property values Hyperline cannot take (nulls, arrays of objects)
+    seconds: float = 0.0
+    error: str | None = None
+    dead_letters: list[str] = field(default_factory=list)
+    dry_run_output: str | None = None
+    ledger_totals: Counts | None = None  # the partition over all runs (counts above: this run only)
+    watermark: str | None = None  # warehouse: newest uuid_ts of the slices, once all of them are synced
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> PartitionOutcome:
+        data = dict(data)
+        data["counts"] = Counts(**data.get("counts", {}))
+        if data.get("ledger_totals") is not None:
+            data["ledger_totals"] = Counts(**data["ledger_totals"])
+        return cls(**data)
+
+
+def safe_name(run_id: str) -> str:
+    """A run id usable as a file name (run ids hold ':' and '+')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)
+
+
+def run_dir(output_dir: Path, pipeline: str, run_id: str) -> Path:
+    return output_dir / pipeline / "runs" / safe_name(run_id)
+
+
+def write_outcome(output_dir: Path, pipeline: str, run_id: str, outcome: PartitionOutcome) -> Path:
+    path = run_dir(output_dir, pipeline, run_id) / "partitions" / f"{outcome.partition}.json"
+    _write_json(path, outcome.to_json())
+    return path
+
+
+def outcome_partitions(output_dir: Path, pipeline: str, run_id: str) -> set[str]:
+    """Partitions of the run whose sync task has ended (with success or failure)."""
+    folder = run_dir(output_dir, pipeline, run_id) / "partitions"
+    return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+
+def read_outcomes(output_dir: Path, pipeline: str, run_id: str) -> dict[str, PartitionOutcome]:
+    folder = run_dir(output_dir, pipeline, run_id) / "partitions"
+    if not folder.is_dir():
+        return {}
+    return {
+        p.stem: PartitionOutcome.from_json(orjson.loads(p.read_bytes())) for p in sorted(folder.glob("*.json"))
+    }
+
+
+def build_report(
+    *, pipeline: str, run_id: str, dry_run: bool, params: dict, outcomes: Sequence[PartitionOutcome]
+) -> dict:
+    totals = Counts()
+    for outcome in outcomes:
+        totals.add(outcome.counts)
+    failed = [o.partition for o in outcomes if o.status not in ("done", "dry_run")]
+    return {
+        "pipeline": pipeline,
+        "run_id": run_id,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+        "dry_run": dry_run,
+        "params": params,
+        "status": "failed" if failed else "success",
+        "failed_partitions": failed,
+        "totals": totals.as_dict(),
+        "balanced": totals.balanced and all(o.counts.balanced for o in outcomes),
+        "partitions": [o.to_json() for o in outcomes],
+    }
+
+
+def write_report(output_dir: Path, report: dict) -> Path:
+    path = run_dir(output_dir, report["pipeline"], report["run_id"]) / "report.json"
+    _write_json(path, report)
+    return path
+
+
+def render_table(outcomes: Iterable[PartitionOutcome]) -> str:
+    """Fixed-width table: one row per partition, then the totals."""
+    headers = ["partition", "status", *COUNT_FIELDS, "objects", "error"]
+    rows: list[list[str]] = []
+    totals = Counts()
+    for o in outcomes:
+        totals.add(o.counts)
+        rows.append([
+            o.partition,
+            o.status,
+            *(str(getattr(o.counts, n)) for n in COUNT_FIELDS),
+            f"{o.objects_synced}/{o.objects_total}",
+            (o.error or "")[:80],
+        ])
+    rows.append(["TOTAL", "", *(str(getattr(totals, n)) for n in COUNT_FIELDS), "", ""])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    return "\n".join(_row(r, widths) for r in [headers, ["-" * w for w in widths], *rows])
+
+
+def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))
+    os.replace(tmp, path)

@@ -1,0 +1,130 @@
+"""tasks: which earlier days of a run a day waits for, and what a sync does with busy days
+(file:// archive, SQLite ledger)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+
+from hyperline_devtools.sample_archive import SampleManifest, generate_archive
+from hyperline_sync.orchestration import tasks
+from hyperline_sync.pipeline.sync import dry_run_dir
+from hyperline_sync.state.report import PartitionOutcome, write_outcome
+from tests.dag_runs import use_pipeline
+from tests.recording_sender import Recorder
+
+DAYS = [dt.date(2026, 5, 1) + dt.timedelta(days=i) for i in range(3)]
+LABELS = [d.isoformat() for d in DAYS]
+PIPELINE = "order"
+RUN = "manual__2026-05-04T00:00:00+00:00"
+
+
+def pipeline(manifest: SampleManifest, **tuning: int) -> dict:
+    return {
+        "name": PIPELINE,
+        "source": {"kind": "s3_archive", "url": manifest.root.as_uri(), "source_id": manifest.source_id},
+        "hyperline_conn_id": "unused",
+        "tuning": tuning,
+    }
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> SampleManifest:
+    return generate_archive(tmp_path / "archive", "orderSrc", DAYS, 200, seed=3, objects_per_day=2)
+
+
+@pytest.fixture
+def state(manifest: SampleManifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return use_pipeline(pipeline(manifest), tmp_path, monkeypatch)
+
+
+def pending(day: str, params: dict | None = None) -> list[str]:
+    return tasks.earlier_days_pending(PIPELINE, RUN, [day], [[d] for d in LABELS], params or {})
+
+
+def test_a_day_waits_for_earlier_days_with_units_to_sync(state: Path) -> None:
+    assert pending(LABELS[2]) == LABELS[:2]
+    assert pending(LABELS[0]) == []
+
+
+def test_an_earlier_day_with_everything_done_is_not_waited_for(state: Path) -> None:
+    # another run synced the first day completely: nothing of it can be sent by this run
+    tasks.sync(PIPELINE, [LABELS[0]], {}, "scheduled__2026-05-01T23:00:00+00:00", sender=Recorder())
+    assert pending(LABELS[2]) == [LABELS[1]]
+    # with resend, every earlier day sends again, so the order is kept
+    assert pending(LABELS[2], {"resend": True}) == LABELS[:2]
+
+
+def test_an_earlier_day_that_ended_in_this_run_is_not_waited_for(state: Path) -> None:
+    write_outcome(state / "reports", PIPELINE, RUN, PartitionOutcome(LABELS[1], "failed", error="boom"))
+    assert pending(LABELS[2]) == [LABELS[0]]
+
+
+def test_a_dry_run_keeps_the_order_and_its_days_dedup_against_each_other(state: Path) -> None:
+    dry = {"dry_run": True}
+    assert pending(LABELS[2], dry) == LABELS[:2]
+    tasks.sync(PIPELINE, [LABELS[0]], dry, RUN)
+    assert pending(LABELS[2], dry) == [LABELS[1]]
+    # The first day's would-be ids are the dry run's own: the second day drops its copies of them.
+    second = tasks.sync(PIPELINE, [LABELS[1]], dry, RUN)[0]
+    assert not (state / PIPELINE / "ids").exists()  # real state untouched
+    real = tasks.sync(PIPELINE, LABELS[:2], {}, "manual__real", sender=Recorder())[1]
+    assert second == real | {"status": "dry_run"}
+    tasks.summarize(PIPELINE, [LABELS[:2]], dry, RUN)
+    assert not (dry_run_dir(state / "reports", PIPELINE, RUN) / "state").exists()
+
+
+def hold(day: str, owner: str = "backfill__other") -> None:
+    """Another run's live claim on `day`."""
+    config, _ = tasks.load_pipeline(PIPELINE)
+    tasks.ledger_for(config).claim(PIPELINE, day, owner, dt.timedelta(hours=1), run_id=owner)
+
+
+def outcome_files(state: Path) -> list[str]:
+    return sorted(p.name for p in (state / "reports").rglob("partitions/*.json"))
+
+
+def test_a_group_whose_days_are_all_busy_may_wait_leaving_no_outcome(state: Path) -> None:
+    hold(LABELS[1])
+    with pytest.raises(tasks.PartitionsBusyError, match="backfill__other"):
+        tasks.sync(PIPELINE, [LABELS[1]], {}, RUN, sender=Recorder(), wait_if_busy=True)
+    assert outcome_files(state) == []
+
+
+def test_without_waiting_a_busy_day_fails_with_its_outcome(state: Path) -> None:
+    hold(LABELS[1])
+    with pytest.raises(tasks.PartitionFailedError, match="is being synced by backfill__other"):
+        tasks.sync(PIPELINE, [LABELS[1]], {}, RUN, sender=Recorder())
+    assert outcome_files(state) == [f"{LABELS[1]}.json"]
+
+
+def test_a_group_with_some_busy_days_syncs_the_others_and_fails(
+    state: Path, manifest: SampleManifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_pipeline(pipeline(manifest, dedup_window_days=1), tmp_path, monkeypatch)  # days 1 and 3: not neighbours
+    hold(LABELS[2])
+    with pytest.raises(tasks.PartitionFailedError, match=LABELS[2]):
+        tasks.sync(PIPELINE, LABELS[:1] + LABELS[2:], {}, RUN, sender=Recorder(), wait_if_busy=True)
+    assert outcome_files(state) == [f"{LABELS[0]}.json", f"{LABELS[2]}.json"]
+
+
+@pytest.mark.parametrize("retention", [None, 30])
+def test_summarize_prunes_ids_past_state_retention_days(
+    manifest: SampleManifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, retention: int | None
+) -> None:
+    tuning = {} if retention is None else {"state_retention_days": retention}
+    state = use_pipeline(pipeline(manifest, **tuning), tmp_path, monkeypatch)
+    tasks.sync(PIPELINE, LABELS, {}, RUN, sender=Recorder())
+    assert sorted(p.name for p in (state / PIPELINE / "ids").iterdir()) == LABELS
+    written = (dt.datetime.now(dt.UTC) - dt.timedelta(days=31)).timestamp()
+    for path in (state / PIPELINE / "ids").rglob("*.parquet"):
+        os.utime(path, (written, written))  # as if this run had been a month ago
+    tasks.sync(PIPELINE, LABELS, {"dry_run": True}, "manual__dry")
+    tasks.summarize(PIPELINE, [LABELS], {"dry_run": True}, "manual__dry")  # a dry run prunes nothing
+    assert sorted(p.name for p in (state / PIPELINE / "ids").iterdir()) == LABELS
+    tasks.summarize(PIPELINE, [LABELS], {}, RUN)
+    # These days are months before today and their ids a month old: past 30 days of retention.
+    assert sorted(p.name for p in (state / PIPELINE / "ids").iterdir()) == ([] if retention else LABELS)
