@@ -1,11 +1,15 @@
-# Airflow 3 image with this project installed: the `hyperline_sync` domain package, the Hyperline
-# provider (its `apache_airflow_provider` entry point gives Airflow the "Hyperline" connection type)
-# and the `hyperline-sync` CLI. Built by docker-compose.yaml (`build: .`).
+# Airflow 3 images of this project, in two targets:
+#   product  the `hyperline_sync` domain package, the Hyperline provider (its `apache_airflow_provider`
+#            entry point gives Airflow the "Hyperline" connection type) and the `hyperline-sync` CLI.
+#            What the Airflow services of docker-compose.yaml run. The default target.
+#   dev      product plus the development tools (`include/hyperline_devtools`: the local Hyperline
+#            emulator, the Segment sample generators, the demo). Only the compose file's
+#            `hyperline-emulator` service runs it; never deploy it.
 #
 # The base tag must match the apache-airflow pin in requirements.txt / constraints.txt: the install
 # below then keeps the image's own Airflow where it is (checked at build time and by
 # tests/deploy/test_docker_compose.py).
-FROM apache/airflow:3.3.2-python3.11
+FROM apache/airflow:3.3.2-python3.11 AS product
 
 # The project lives next to AIRFLOW_HOME, not inside it. The state dir is created here (owned by
 # airflow, group root, group-writable like the rest of the image) so the `hyperline-state` named
@@ -20,13 +24,15 @@ USER airflow
 WORKDIR /opt/hyperline-sync
 
 # Everything `-r requirements.txt` needs: the pins, and for its `-e .` line the packaging metadata
-# (pyproject.toml, README.md) and the package folders it points at (include/, plugins/).
+# (pyproject.toml, README.md) and the packages it installs. Only the product's packages: the rest of
+# include/ (the dev tools, the compose example config) stays out of the product image.
 COPY --chown=airflow:root requirements.txt constraints.txt pyproject.toml README.md ./
-COPY --chown=airflow:root include/ include/
-COPY --chown=airflow:root plugins/ plugins/
+COPY --chown=airflow:root include/hyperline_sync/ include/hyperline_sync/
+COPY --chown=airflow:root plugins/hyperline_provider/ plugins/hyperline_provider/
 
 # The project's one install command (same as `make install`). The editable install keeps pointing at
-# /opt/hyperline-sync/{include,plugins}, which docker-compose.yaml bind-mounts for live code.
+# /opt/hyperline-sync/include/hyperline_sync and /opt/hyperline-sync/plugins/hyperline_provider,
+# which docker-compose.yaml bind-mounts for live code.
 RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
 
 # constraints.txt is our own lock, not the image's: fail the build rather than ship an image whose
@@ -42,3 +48,15 @@ RUN pip check \
 # DAG files last: editing them does not re-run pip. docker-compose.yaml mounts ./dags at
 # /opt/airflow/dags; without that mount, set AIRFLOW__CORE__DAGS_FOLDER=/opt/hyperline-sync/dags.
 COPY --chown=airflow:root dags/ dags/
+
+# ---------------------------------------------------------------------------------------- dev
+# The product plus the dev tools, as requirements-dev.txt installs them (`-e ./include/hyperline_devtools`)
+# but without the test and lint tools: the emulator needs nothing else. Editable, so the compose file's
+# mount of ./include/hyperline_devtools runs the code you see.
+FROM product AS dev
+COPY --chown=airflow:root include/hyperline_devtools/ include/hyperline_devtools/
+RUN pip install --no-cache-dir -c constraints.txt -e ./include/hyperline_devtools && pip check
+
+# ------------------------------------------------------------------------------------ default
+# `docker build .` without --target gives the product image, never the dev one.
+FROM product

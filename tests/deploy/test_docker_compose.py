@@ -4,7 +4,8 @@ docker-compose.yaml, Dockerfile, .dockerignore, .env.example and the example pip
 with each other and with the project's install (requirements.txt, constraints.txt, pyproject.toml,
 Makefile): the same install command, every file that install needs copied into the image, the same
 Airflow version, every mounted host path present, every required variable documented, and no real key
-committed.
+committed. The Dockerfile has two targets: `product` (what the Airflow services run, without the dev
+tools) and `dev` (the product plus `include/hyperline_devtools`, for the emulator service only).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ DOCKERIGNORE = REPO / ".dockerignore"
 ENV_EXAMPLE = REPO / ".env.example"
 EXAMPLE_CONFIG = REPO / "include/docker/pipelines.compose.yaml"
 POSTGRES_INIT = REPO / "include/docker/postgres-init.sql"
+DEVTOOLS = "include/hyperline_devtools"
+DEVTOOLS_PACKAGE = "hyperline_devtools"
+PRODUCT_TARGET, DEV_TARGET = "product", "dev"
 
 AIRFLOW_SERVICES = (
     "airflow-apiserver",
@@ -99,8 +103,8 @@ def parse_env_file(text: str) -> dict[str, str]:
 def install_args(command: str) -> dict[str, list[str]]:
     """The requirement (-r) and constraint (-c) files of a `pip install` command line."""
     tokens = shlex.split(command)
-    found: dict[str, list[str]] = {"-r": [], "-c": []}
-    aliases = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c"}
+    found: dict[str, list[str]] = {"-r": [], "-c": [], "-e": []}
+    aliases = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c", "-e": "-e", "--editable": "-e"}
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -115,8 +119,46 @@ def install_args(command: str) -> dict[str, list[str]]:
     return found
 
 
-def pip_install_runs(instructions: list[tuple[str, str]]) -> list[tuple[int, str]]:
-    return [(i, args) for i, (kw, args) in enumerate(instructions) if kw == "RUN" and "pip install" in args]
+def pip_install_runs(
+    instructions: list[tuple[str, str]], stage: str | None = None
+) -> list[tuple[int, str]]:
+    """(index, arguments) of the RUNs that pip install, in one stage (by name) or in the whole file."""
+    span = range(len(instructions)) if stage is None else stages(instructions)[stage]
+    runs = [(i, instructions[i]) for i in span]
+    return [(i, args) for i, (kw, args) in runs if kw == "RUN" and "pip install" in args]
+
+
+def stages(instructions: list[tuple[str, str]]) -> dict[str, range]:
+    """Instruction indexes of each build stage, by name (`FROM image AS name`); unnamed stages get `#<n>`."""
+    starts = [i for i, (kw, _) in enumerate(instructions) if kw == "FROM"]
+    found: dict[str, range] = {}
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(instructions)
+        tokens = instructions[start][1].split()
+        name = tokens[2] if len(tokens) == 3 and tokens[1].upper() == "AS" else f"#{n}"
+        found[name] = range(start, end)
+    return found
+
+
+def stage_base(instructions: list[tuple[str, str]], stage: str) -> str:
+    """What a stage is built FROM (an image, or an earlier stage's name)."""
+    return instructions[stages(instructions)[stage].start][1].split()[0]
+
+
+def install_needs(command: str) -> set[str]:
+    """Repo-relative paths a `pip install` command line reads (requirement, constraint and project files)."""
+    args = install_args(command)
+    needed = set(args["-c"])
+    for requirements in args["-r"]:
+        needed |= files_the_install_needs((REPO / requirements).resolve())
+    for project in args["-e"]:
+        needed |= files_a_local_project_needs(REPO / project)
+    return needed
+
+
+def covered(path: str, copied: set[str]) -> bool:
+    """`path` was copied itself, or inside a copied folder."""
+    return any(path == c or path.startswith(c.rstrip("/") + "/") for c in copied)
 
 
 def copies(instructions: list[tuple[str, str]]) -> list[tuple[int, list[str], list[str], str]]:
@@ -161,6 +203,8 @@ def files_the_install_needs(requirements: Path) -> set[str]:
 
 
 def files_a_local_project_needs(project: Path) -> set[str]:
+    """pyproject.toml, its readme, and the folders of the packages it installs (not whole `where` roots:
+    the product's root `include/` also holds the dev tools, which the product must not ship)."""
     project = project.resolve()
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     needed = {"pyproject.toml"}
@@ -171,7 +215,12 @@ def files_a_local_project_needs(project: Path) -> set[str]:
         needed.add(readme)
     setuptools = pyproject.get("tool", {}).get("setuptools", {})
     find = setuptools.get("packages", {}).get("find", {}) if isinstance(setuptools.get("packages"), dict) else {}
-    needed |= set(find.get("where", []))
+    patterns = find.get("include", ["*"])
+    for where in find.get("where", []):
+        for folder in sorted((project / where).iterdir()):
+            top_level = folder.is_dir() and (folder / "__init__.py").exists()
+            if top_level and any(fnmatch.fnmatch(folder.name, p) for p in patterns):
+                needed.add(f"{where}/{folder.name}")
     needed |= set(setuptools.get("package-dir", {}).values())
     return {(project / p).resolve().relative_to(REPO).as_posix() for p in needed}
 
@@ -256,11 +305,13 @@ def test_every_airflow_service_merges_the_common_anchor():
 
 def test_every_airflow_service_runs_the_project_image_with_celery(compose):
     common = compose["x-airflow-common"]
-    assert common["build"] in (".", {"context": "."}), "the common anchor must build ./Dockerfile"
+    assert common["build"] == {"context": ".", "target": PRODUCT_TARGET}, (
+        "the common anchor must build ./Dockerfile's product target"
+    )
     assert common["image"] == IMAGE
     for name in AIRFLOW_SERVICES:
         service = compose["services"][name]
-        assert service.get("build") in (".", {"context": "."}), f"{name} does not build the project image"
+        assert service.get("build") == common["build"], f"{name} does not build the product image"
         assert service.get("image") == IMAGE, f"{name} runs {service.get('image')!r}"
         env = service.get("environment", {})
         assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", f"{name}: executor is not CeleryExecutor"
@@ -342,7 +393,7 @@ def test_state_volume_and_config_are_shared_by_every_airflow_service(compose):
 
 def test_editable_install_sees_the_mounted_code(compose, dockerfile):
     # `-e .` points at <WORKDIR>/include and <WORKDIR>/plugins: the working tree must be mounted there.
-    install_at, _ = pip_install_runs(dockerfile)[0]
+    install_at, _ = pip_install_runs(dockerfile, PRODUCT_TARGET)[0]
     project_dir = workdir(dockerfile, before=install_at)
     where = files_a_local_project_needs(REPO) - {"pyproject.toml", "README.md"}
     for name in AIRFLOW_SERVICES:
@@ -379,17 +430,38 @@ def test_emulator_service_binds_all_interfaces_under_its_profile(compose):
         assert f'"{flag}"' in source, f"hyperline_devtools.emulator has no {flag} option"
 
 
+def test_emulator_service_builds_the_dev_target_under_its_own_tag(compose, dockerfile):
+    emulator = compose["services"]["hyperline-emulator"]
+    # The product image has no hyperline_devtools: `python -m hyperline_devtools.emulator` needs the dev one.
+    assert emulator["build"] == {"context": ".", "target": DEV_TARGET}
+    assert DEV_TARGET in stages(dockerfile), f"the Dockerfile has no {DEV_TARGET!r} stage"
+    # One tag for two targets: whichever is built last would replace the other, and the Airflow
+    # services could end up running the dev image.
+    assert emulator["image"] != compose["x-airflow-common"]["image"], "the dev image needs a tag of its own"
+    mounts = dict((target, source) for source, target in volume_mounts(emulator))
+    assert mounts.get(f"/opt/hyperline-sync/{DEVTOOLS}") == f"./{DEVTOOLS}", "the dev tools' live code is not mounted"
+
+
+def test_airflow_services_never_see_the_dev_tools(compose):
+    for name in AIRFLOW_SERVICES:
+        for source, target in volume_mounts(compose["services"][name]):
+            path = source.removeprefix("./").rstrip("/")
+            assert not (path == DEVTOOLS or DEVTOOLS.startswith(path + "/")), (
+                f"{name}: mounting {source} at {target} puts the dev tools in a product container"
+            )
+
+
 # -------------------------------------------------------------------------------------- Dockerfile
 def test_the_image_installs_the_runtime_part_of_the_makefile_install(dockerfile):
     """The Makefile installs the dev requirements, which include the image's runtime ones under the same lock."""
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     make_lines = [line for line in makefile.splitlines() if "pip install" in line and " -r " in line]
     assert len(make_lines) == 1, f"expected one project install command in the Makefile, got {make_lines}"
-    runs = pip_install_runs(dockerfile)
-    assert len(runs) == 1, f"expected exactly one pip install in the Dockerfile, got {[r for _, r in runs]}"
+    runs = pip_install_runs(dockerfile, PRODUCT_TARGET)
+    assert len(runs) == 1, f"expected exactly one pip install in the product stage, got {[r for _, r in runs]}"
     index, command = runs[0]
     image, make = install_args(command), install_args(make_lines[0].strip())
-    assert image == {"-r": ["requirements.txt"], "-c": ["constraints.txt"]}, command
+    assert image == {"-r": ["requirements.txt"], "-c": ["constraints.txt"], "-e": []}, command
     assert make["-c"] == image["-c"], f"Dockerfile installs with {command!r}, Makefile with {make_lines[0]!r}"
     read_by_make = set().union(*(files_the_install_needs((REPO / r).resolve()) for r in make["-r"]))
     assert "requirements.txt" in read_by_make, "the Makefile's install must include requirements.txt"
@@ -397,14 +469,17 @@ def test_the_image_installs_the_runtime_part_of_the_makefile_install(dockerfile)
     assert users and users[-1] == "airflow", "the official image runs pip as user airflow: USER airflow first"
 
 
-def test_dockerfile_copies_everything_the_install_needs(dockerfile):
-    index, command = pip_install_runs(dockerfile)[0]
-    project_dir = workdir(dockerfile, before=index)
-    args = install_args(command)
-    needed = set(args["-c"])
-    for requirements in args["-r"]:
-        needed |= files_the_install_needs((REPO / requirements).resolve())
+@pytest.mark.parametrize("stage", [PRODUCT_TARGET, DEV_TARGET])
+def test_dockerfile_copies_everything_the_install_needs(dockerfile, stage):
+    """Every pip install of the stage finds its files; COPYs land where the editable installs expect them."""
+    for index, command in pip_install_runs(dockerfile, stage):
+        copied = copied_before(dockerfile, index)
+        missing = sorted(p for p in install_needs(command) if not covered(p, copied))
+        assert not missing, f"{stage}: `{command}` needs {missing}, not copied before it"
 
+
+def copied_before(dockerfile: list[tuple[str, str]], index: int) -> set[str]:
+    """Repo paths COPYed before instruction `index`, each checked to land at the same path under WORKDIR."""
     copied_before_install: set[str] = set()
     ignore = [p.strip().lstrip("/") for p in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()]
     ignore = [p for p in ignore if p and not p.startswith(("#", "!"))]
@@ -423,18 +498,44 @@ def test_dockerfile_copies_everything_the_install_needs(dockerfile):
                 landed = dest / PurePosixPath(path).name
             else:
                 landed = dest
+            project_dir = workdir(dockerfile, before=at)
             assert landed == project_dir / path, f"COPY {source} lands at {landed}, not {project_dir / path}"
             if at < index:
                 copied_before_install.add(path)
-    missing = sorted(needed - copied_before_install)
-    assert not missing, f"pip install needs {missing}, not copied into {project_dir} before it"
+    return copied_before_install
+
+
+def test_the_product_image_does_not_install_the_dev_tools(dockerfile):
+    """The product stage neither copies nor installs include/hyperline_devtools (the dev stage does)."""
+    product = stages(dockerfile)[PRODUCT_TARGET]
+    copied = copied_before(dockerfile, product.stop)
+    assert not covered(DEVTOOLS, copied), f"the product stage copies {DEVTOOLS} (copied: {sorted(copied)})"
+    for _, command in pip_install_runs(dockerfile, PRODUCT_TARGET):
+        needs = install_needs(command)
+        assert not any(covered(p, {DEVTOOLS}) for p in needs), f"`{command}` installs {DEVTOOLS}"
+        assert DEVTOOLS_PACKAGE not in command
+    # requirements.txt (the product's install) must not pull the dev tools in by any route.
+    assert not any(covered(p, {DEVTOOLS}) for p in files_the_install_needs(REPO / "requirements.txt"))
+    # ... whereas the dev install (requirements-dev.txt) does, which is what the dev stage mirrors.
+    assert any(covered(p, {DEVTOOLS}) for p in files_the_install_needs(REPO / "requirements-dev.txt"))
+
+
+def test_the_dev_image_is_the_product_plus_the_dev_tools(dockerfile):
+    assert stage_base(dockerfile, DEV_TARGET) == PRODUCT_TARGET, "the dev stage must build FROM the product stage"
+    installed = [p for _, command in pip_install_runs(dockerfile, DEV_TARGET) for p in install_args(command)["-e"]]
+    assert [PurePosixPath(p).as_posix().removeprefix("./") for p in installed] == [DEVTOOLS]
+    # Plain `docker build .` builds the last stage: it must be the product, never the dev tools.
+    last = list(stages(dockerfile))[-1]
+    assert last == PRODUCT_TARGET or stage_base(dockerfile, last) == PRODUCT_TARGET
+    assert not any(kw in ("RUN", "COPY", "ADD") for kw, _ in (dockerfile[i] for i in stages(dockerfile)[last]))
 
 
 def test_base_image_matches_the_airflow_pin(dockerfile):
-    bases = [args for kw, args in dockerfile if kw == "FROM"]
-    assert len(bases) == 1
-    match = re.fullmatch(r"apache/airflow:(?P<airflow>[\w.]+)-python(?P<python>\d+\.\d+)", bases[0])
-    assert match, f"unexpected base image {bases[0]!r}"
+    names = list(stages(dockerfile))
+    external = [stage_base(dockerfile, name) for name in names if stage_base(dockerfile, name) not in names]
+    assert external == [stage_base(dockerfile, PRODUCT_TARGET)], "every stage but the product builds on another"
+    match = re.fullmatch(r"apache/airflow:(?P<airflow>[\w.]+)-python(?P<python>\d+\.\d+)", external[0])
+    assert match, f"unexpected base image {external[0]!r}"
     for pins in ("requirements.txt", "constraints.txt"):
         text = (REPO / pins).read_text(encoding="utf-8")
         pinned = re.findall(r"^apache-airflow==([\w.]+)\s*$", text, re.MULTILINE | re.IGNORECASE)
