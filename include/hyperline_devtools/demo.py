@@ -108,7 +108,8 @@ def ui_help(env: dict[str, str]) -> str:
 To look at it in the Airflow UI (mapped partitions, logs, trigger a backfill with start/end):
   export AIRFLOW_HOME={home} AIRFLOW__CORE__DAGS_FOLDER={env['AIRFLOW__CORE__DAGS_FOLDER']} \\
          AIRFLOW__CORE__PLUGINS_FOLDER={env['AIRFLOW__CORE__PLUGINS_FOLDER']} AIRFLOW__CORE__LOAD_EXAMPLES=False \\
-         HYPERLINE_SYNC_HOME={env['HYPERLINE_SYNC_HOME']} PATH={REPO / '.venv' / 'bin'}:$PATH
+         HYPERLINE_SYNC_HOME={env['HYPERLINE_SYNC_HOME']} HYPERLINE_SYNC_CONFIG={env['HYPERLINE_SYNC_CONFIG']} \\
+         PATH={REPO / '.venv' / 'bin'}:$PATH
   make emulator &      # the demo's emulator stopped with the demo; point the connection at a new one:
   export AIRFLOW_CONN_HYPERLINE_DEFAULT='{{"conn_type":"hyperline","host":"http://127.0.0.1:8090","password":"test_local"}}'
   airflow standalone   # then open http://localhost:8080 ; user admin, password in
