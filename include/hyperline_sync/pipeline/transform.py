@@ -36,7 +36,7 @@ import orjson
 import pandas as pd
 
 from hyperline_sync.config.mapping import MappingConfig, build_record
-from hyperline_sync.sources.archive import MAX_LINE_BYTES, LineChunk
+from hyperline_sync.sources.archive.reading import MAX_LINE_BYTES, LineChunk
 
 __all__ = [
     "EVENT_COLUMNS",

@@ -14,19 +14,10 @@ import pytest
 
 from hyperline_devtools.sample_archive import generate_archive
 from hyperline_sync.config.models import S3ArchiveSourceConfig
-from hyperline_sync.sources import archive
-from hyperline_sync.sources.archive import (
-    MAX_LINE_BYTES,
-    ArchiveObject,
-    ArchiveReadError,
-    LineChunk,
-    LocalStore,
-    day_folder,
-    days_with_data,
-    iter_line_chunks,
-    list_partition,
-    open_store,
-)
+from hyperline_sync.sources.archive import reading
+from hyperline_sync.sources.archive.listing import ArchiveObject, day_folder, days_with_data, list_partition
+from hyperline_sync.sources.archive.reading import MAX_LINE_BYTES, LineChunk, iter_line_chunks
+from hyperline_sync.sources.archive.store import ArchiveReadError, LocalStore, open_store
 
 DAY = date(2026, 1, 5)
 KEY = f"segment-logs/src1/{day_folder(DAY)}/obj.gz"
@@ -156,7 +147,7 @@ def test_a_huge_object_without_newlines_is_read_in_bounded_memory(tmp_path: Path
 
 
 def test_chunks_also_close_on_the_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(archive, "CHUNK_BYTE_BUDGET", 100)
+    monkeypatch.setattr(reading, "CHUNK_BYTE_BUDGET", 100)
     obj = put(tmp_path, KEY, gzip.compress(b"".join(b"x" * 30 + b"\n" for _ in range(10))))
     chunks = read_all(tmp_path, obj, chunk_lines=1000)
     assert [len(chunk.lines) for chunk in chunks] == [4, 4, 2]

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from hyperline_sync.config.models import PipelineConfig, parse_config
 from hyperline_sync.pipeline.sync import PartitionFailedError, SyncJob, sync_partition
 from hyperline_sync.sources.errors import UnitReadError
-from hyperline_sync.sources.warehouse import WarehouseReadError, WarehouseSource
+from hyperline_sync.sources.warehouse.source import WarehouseReadError, WarehouseSource
 from hyperline_sync.state.ledger import Ledger
 from tests.recording_sender import Recorder
 
