@@ -16,7 +16,7 @@ first run after the load whose lookback covers that day lists and syncs it, and 
 Redshift overwriting a duplicate) gets a new etag and is read again; the sync's dedup then counts
 the rows sent before as duplicates.
 
-Rows (see `WarehouseSource._plan` and `_transform`). `record.id` = `id`; `event_type` = `event_text` (the
+Rows (see `rows`). `record.id` = `id`; `event_type` = `event_text` (the
 original name, the key of every mapping rule); `customer_id` = the column the mapping's
 `customer_id` path names (`userId` -> `user_id`, `context.groupId` -> `context_group_id`,
 `properties.accountId` -> `account_id`, or a column name as is); `timestamp` = `"timestamp"` as
@@ -51,24 +51,15 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-import numpy as np
-
-from hyperline_sync.config.mapping import MappingConfig, PropertyRule, build_record
+from hyperline_sync.config.mapping import MappingConfig
 from hyperline_sync.config.models import PipelineConfig, WarehouseSourceConfig
-from hyperline_sync.pipeline.transform import ChunkResult, TrackColumns, clean_customer_id, map_track_columns
+from hyperline_sync.pipeline.transform import ChunkResult
 from hyperline_sync.sources.errors import UnitReadError
-from hyperline_sync.sources.warehouse.naming import (
-    COMMON_COLUMNS,
-    CONTEXT_PREFIX,
-    column_for_path,
-    column_rule,
-    quote_identifier,
-    snake_case,
-)
-from hyperline_sync.sources.warehouse.values import json_number, record_value, timestamp_texts, utc
+from hyperline_sync.sources.warehouse.naming import column_for_path, quote_identifier
+from hyperline_sync.sources.warehouse.rows import ID, RECEIVED_AT, REQUIRED, TablePlan, table_plan, transform_rows
+from hyperline_sync.sources.warehouse.values import utc
 
 __all__ = ["WarehouseReadError", "WarehouseSource", "WarehouseUnit"]
 
@@ -77,10 +68,6 @@ log = logging.getLogger(__name__)
 HOUR = dt.timedelta(hours=1)
 NO_LOAD_TIME = "no_uuid_ts"  # key suffix of the rows without a uuid_ts (not expected from Segment)
 _COLUMN_NAME = re.compile(r"^[A-Za-z0-9_]{1,127}$")
-_PLAIN_TYPES = frozenset({str, int, bool})  # column values that are record values as they are
-# Selected first, in this order, from every table.
-_ID, _RECEIVED_AT, _UUID_TS, _TIMESTAMP, _EVENT_TEXT = range(5)
-_REQUIRED = ("id", "received_at", "uuid_ts", "timestamp", "event_text")
 
 
 class WarehouseReadError(UnitReadError):
@@ -104,31 +91,6 @@ class WarehouseUnit:
         return None if self.last_load is None else self.last_load.isoformat()
 
 
-@dataclass
-class _TablePlan:
-    """How one table is read: the selected columns and the record's columns per property rule."""
-
-    table: str
-    names: tuple[str, ...]
-    customer: int | None
-    base_properties: tuple[int, ...]  # non-common columns
-    context: dict[str, int]  # context_* column -> index (selected only when a rule includes it)
-    rules: dict[int, tuple[PropertyRule, tuple[tuple[int, str], ...]]]  # id(rule) -> (column rule, columns)
-
-    def for_rule(self, rule: PropertyRule) -> tuple[PropertyRule, tuple[tuple[int, str], ...]]:
-        """The rule with column names, and the (index, name) of the columns it may put in the record."""
-        found = self.rules.get(id(rule))
-        if found is None:
-            by_column = column_rule(rule)
-            indices = self.base_properties
-            if by_column.include is not None:
-                indices += tuple(self.context[c] for c in sorted(by_column.include) if c in self.context)
-            if not by_column.keeps_all:  # pre-select: unselected columns are not counted as dropped anyway
-                indices = tuple(i for i in indices if by_column.selects(self.names[i], self.names[i]))
-            found = self.rules[id(rule)] = (by_column, tuple((i, self.names[i]) for i in indices))
-        return found
-
-
 class WarehouseSource:
     """The `warehouse` source kind (see module docstring). Implements `sources.PartitionSource`."""
 
@@ -139,7 +101,7 @@ class WarehouseSource:
         self.mapping: MappingConfig = pipeline.mapping
         self.customer_column = column_for_path(self.mapping.customer_id)
         self._hook: Any = None
-        self._plans: dict[str, _TablePlan] = {}
+        self._plans: dict[str, TablePlan] = {}
 
     # -- connection ----------------------------------------------------------------------------
     def _get_hook(self) -> Any:
@@ -274,7 +236,7 @@ class WarehouseSource:
                     skip += 1
                 rows = rows[skip:] if skip else rows
                 if rows:
-                    yield self._transform(unit, plan, rows, line_no)
+                    yield transform_rows(unit.key, plan, rows, line_no, self.mapping)
                     line_no += len(rows)
                     last = _key(rows[-1])
                     trailing = 1
@@ -285,7 +247,7 @@ class WarehouseSource:
                 if len(fetched) < limit:
                     return
 
-    def _plan(self, conn: Any, unit: WarehouseUnit) -> _TablePlan:
+    def _plan(self, conn: Any, unit: WarehouseUnit) -> TablePlan:
         plan = self._plans.get(unit.table)
         if plan is not None:
             return plan
@@ -295,86 +257,14 @@ class WarehouseSource:
             log.warning("%s.%s: columns %s are not Segment column names and are not read", self.config.schema,
                         unit.table, ", ".join(map(repr, odd)))
             names = [c for c in names if c not in odd]
-        missing = [c for c in _REQUIRED if c not in names]
+        missing = [c for c in REQUIRED if c not in names]
         if missing:
             raise WarehouseReadError(unit.key, f"not a Segment track table: no column {', '.join(missing)}")
-        selected = list(_REQUIRED)
-        customer = None
-        if self.customer_column in names:
-            if self.customer_column not in selected:
-                selected.append(self.customer_column)
-            customer = selected.index(self.customer_column)
-        else:
-            log.warning("%s.%s has no column %s (mapping.customer_id %s): its rows are missing_customer_id",
-                        self.config.schema, unit.table, self.customer_column, self.mapping.customer_id)
-        properties = [c for c in names if c not in COMMON_COLUMNS and not c.startswith(CONTEXT_PREFIX)]
-        included = {snake_case(name) for rule in self.mapping.properties.values() for name in rule.include or ()}
-        context = [c for c in names if c.startswith(CONTEXT_PREFIX) and c in included]
-        for column in properties + context:
-            if column not in selected:
-                selected.append(column)
-        plan = _TablePlan(
-            table=unit.table,
-            names=tuple(selected),
-            customer=customer,
-            base_properties=tuple(selected.index(c) for c in properties),
-            context={c: selected.index(c) for c in context},
-            rules={},
-        )
-        self._plans[unit.table] = plan
+        plan = self._plans[unit.table] = table_plan(f"{self.config.schema}.{unit.table}", names,
+                                                     self.customer_column, self.mapping)
         return plan
 
-    def _transform(self, unit: WarehouseUnit, plan: _TablePlan, rows: list[tuple], first_line: int) -> ChunkResult:
-        """Rows of one page -> `TrackColumns` (sanitised, records built) -> the shared mapping stage."""
-        mapping, names, customer_at = self.mapping, plan.names, plan.customer
-        static = mapping.static
-        by_event: dict[str | None, tuple[PropertyRule, tuple[tuple[int, str], ...]]] = {}
-        events, message_ids, customers, records, dropped = [], [], [], [], []
-        plain = _PLAIN_TYPES
-        for row in rows:
-            message_id = row[_ID]
-            if type(message_id) is not str or not message_id or message_id.isspace():
-                message_id = None
-            event = row[_EVENT_TEXT]
-            if type(event) is not str or not event or event.isspace():
-                event = None
-            value = row[customer_at] if customer_at is not None else None
-            if type(value) is not str or not value or value.isspace():
-                value = clean_customer_id(json_number(value) if type(value) is Decimal else value)
-            found = by_event.get(event)
-            if found is None:
-                found = by_event[event] = plan.for_rule(mapping.rule_for(event or ""))
-            rule, selected = found
-            properties = {
-                name: v if type(v) in plain else record_value(v) for i, name in selected if (v := row[i]) is not None
-            }
-            record, lost = build_record(message_id, properties, rule, static)
-            events.append(event)
-            message_ids.append(message_id)
-            customers.append(value)
-            records.append(record)
-            dropped.append(lost)
-        timestamps, canonical = timestamp_texts([row[_TIMESTAMP] for row in rows])
-
-        def original(i: int) -> dict[str, Any]:
-            return dict(zip(names, rows[i], strict=True))
-
-        columns = TrackColumns(
-            source_key=unit.key,
-            line_no=np.arange(first_line, first_line + len(rows), dtype=np.int64),
-            event=events,
-            message_id=message_ids,
-            customer_id=customers,
-            timestamp=timestamps,
-            canonical=canonical,
-            record=records,
-            dropped=dropped,
-            original=original,
-        )
-        result = map_track_columns(columns, mapping)
-        result.read = len(rows)
-        return result
 
 
 def _key(row: tuple) -> tuple[Any, str]:
-    return row[_RECEIVED_AT], row[_ID] or ""
+    return row[RECEIVED_AT], row[ID] or ""
