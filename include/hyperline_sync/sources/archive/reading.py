@@ -4,6 +4,11 @@ Raw bytes are read in 1 MiB blocks, gzip is inflated in bounded steps, and a lin
 `MAX_LINE_BYTES` is cut to `MAX_LINE_BYTES + 1` bytes so the transform can reject it as
 `line_too_long` without ever holding the whole line. Chunks close at `chunk_lines` lines or
 `CHUNK_BYTE_BUDGET` bytes, whichever comes first.
+
+Gzip is detected by its magic bytes (1f 8b), not by the `.gz` name. An object without them is read
+as it is only if it is uncompressed NDJSON (its first non-blank byte is `{`: a copy some client
+gunzipped); anything else (bzip2, an encrypted or binary object) fails the object as "not gzip"
+rather than be read as text and dead-lettered line by line as if it were data.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ MAX_LINE_BYTES = 1 << 20
 CHUNK_BYTE_BUDGET = 64 << 20
 _INFLATE_BLOCK = 256 << 10
 _GZIP_MAGIC = b"\x1f\x8b"
+_BLANK = b" \t\r\n"
 
 
 @dataclass(frozen=True)
@@ -111,13 +117,18 @@ class _ChunkBuilder:
 
 
 def _inflated(raw: Iterator[bytes], key: str) -> Iterator[bytes]:
-    """Decompressed bytes if the object starts with the gzip magic, else the bytes as they are."""
+    """Decompressed bytes if the object starts with the gzip magic; the bytes as they are if it is
+    NDJSON already (a copy some client gunzipped); `ArchiveReadError` for anything else."""
     head = b""
     for block in raw:
         head += block
-        if len(head) >= 2:
+        if len(head) >= 2 and head.lstrip(_BLANK):
             break
     if head[:2] != _GZIP_MAGIC:
+        text = head.lstrip(_BLANK)
+        if text and text[:1] != b"{":
+            raise ArchiveReadError(key, f"not gzip: starts with bytes {head[:4].hex(' ')}, neither the gzip magic "
+                                        "1f 8b nor an uncompressed NDJSON object")
         if head:
             yield head
         yield from raw
