@@ -74,9 +74,26 @@ def test_a_rewritten_object_gets_a_new_etag(tmp_path: Path) -> None:
     assert before.etag != after.etag
 
 
-def test_empty_or_absent_day_folder_lists_nothing(tmp_path: Path) -> None:
-    (tmp_path / "segment-logs").mkdir()
-    assert list_partition(LocalStore(tmp_path), source_for(tmp_path), DAY) == []
+def test_empty_or_absent_day_folder_of_a_source_with_other_days_lists_nothing(tmp_path: Path) -> None:
+    put(tmp_path, f"segment-logs/src1/{day_folder(date(2026, 1, 4))}/x.gz", b"")
+    (tmp_path / "segment-logs" / "src1" / day_folder(date(2026, 1, 6))).mkdir()
+    for day in (DAY, date(2026, 1, 6)):
+        assert list_partition(LocalStore(tmp_path), source_for(tmp_path), day) == []
+
+
+@pytest.mark.parametrize("source_id", ["src1", "other"])
+def test_a_source_without_any_day_folder_is_an_error_naming_where_it_looked(tmp_path: Path, source_id: str) -> None:
+    """A wrong url or source id must not pass for a quiet day, every hour."""
+    put(tmp_path, f"segment-logs/other-source/{day_folder(DAY)}/x.gz", b"")
+    (tmp_path / "segment-logs" / "src1").mkdir()  # the source's folder exists, without day folders
+    if source_id == "other":
+        source_id = "src2"  # no folder at all
+    with pytest.raises(ArchiveReadError) as caught:
+        list_partition(LocalStore(tmp_path), source_for(tmp_path, source_id), DAY)
+    where = f"file://{tmp_path}/segment-logs/{source_id}/"
+    assert caught.value.key == where
+    assert str(caught.value) == f"{where}: no day folders of source {source_id!r}: check source.url and " \
+                                "source.source_id"
 
 
 def test_missing_archive_root_is_an_error_not_an_empty_day(tmp_path: Path) -> None:

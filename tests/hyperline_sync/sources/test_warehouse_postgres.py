@@ -510,7 +510,7 @@ def test_listing_errors_name_the_schema_and_missing_tables_are_skipped(
     raw["pipelines"][0]["source"]["schema"] = "no_such_schema"
     with pytest.raises(WarehouseReadError, match="no tables in schema 'no_such_schema'") as info:
         WarehouseSource(parse_config(raw).pipelines[0]).list_units(D1)
-    assert isinstance(info.value, UnitReadError)
+    assert isinstance(info.value, UnitReadError) and info.value.key == "no_such_schema.tracks"
 
 
 def test_no_transaction_is_held_open_between_chunks(harness: Harness, tmp_path: Path) -> None:

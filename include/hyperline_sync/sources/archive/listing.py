@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from hyperline_sync.sources.archive.store import ArchiveStore
+from hyperline_sync.sources.archive.store import ArchiveReadError, ArchiveStore
 
 if TYPE_CHECKING:
     from hyperline_sync.config.models import SourceConfig
@@ -51,8 +51,17 @@ def partition_prefix(store: ArchiveStore, source_cfg: SourceConfig, day: date) -
 
 
 def list_partition(store: ArchiveStore, source_cfg: SourceConfig, day: date) -> list[ArchiveObject]:
-    """The `*.gz` objects of one received-day folder, sorted by key."""
+    """The `*.gz` objects of one received-day folder, sorted by key.
+
+    An empty day folder is normal (a quiet day), unless the source has no folder at all: then the
+    url or the source id is wrong and the "quiet day" would be a silent failure every hour, so it
+    raises `ArchiveReadError` naming where it looked (one more listing of at most one key, on empty days only).
+    """
     listed = store.list_objects(partition_prefix(store, source_cfg, day))
+    if not listed and not store.has_keys(_source_prefix(store, source_cfg)):
+        where = store.url(_source_prefix(store, source_cfg))
+        raise ArchiveReadError(where, f"no day folders of source {source_cfg.source_id!r}: check source.url and "
+                                      "source.source_id")
     objects = [ArchiveObject(item.key, item.size, item.etag, day) for item in listed if item.key.endswith(".gz")]
     return sorted(objects, key=lambda obj: obj.key)
 

@@ -50,6 +50,14 @@ class ArchiveStore(ABC):
         """Names of the sub-folders directly under `prefix`."""
 
     @abstractmethod
+    def has_keys(self, prefix: str) -> bool:
+        """Whether anything exists under `prefix`, at any depth (one cheap request)."""
+
+    @abstractmethod
+    def url(self, prefix: str) -> str:
+        """Where `prefix` is, as a URL (`s3://bucket/key-prefix`, `file:///folder/`), for messages."""
+
+    @abstractmethod
     def read_blocks(self, key: str, etag: str | None = None) -> Iterator[bytes]:
         """Raw bytes of an object in blocks; raises `ArchiveReadError`. `etag` guards against rewrites."""
 
@@ -77,6 +85,19 @@ class LocalStore(ArchiveStore):
 
     def list_folders(self, prefix: str) -> list[str]:
         return [entry.name for entry in self._scan(prefix) if entry.is_dir()]
+
+    def has_keys(self, prefix: str) -> bool:
+        folder = self._dir(prefix)
+        try:
+            with os.scandir(folder) as entries:
+                return next(entries, None) is not None
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            raise ArchiveReadError(prefix, f"cannot list folder: {exc.strerror or exc}") from exc
+
+    def url(self, prefix: str) -> str:
+        return f"file://{self.root / prefix}/"
 
     def _scan(self, prefix: str) -> list[os.DirEntry[str]]:
         folder = self._dir(prefix)
@@ -123,9 +144,9 @@ class S3Store(ArchiveStore):
         try:
             yield from paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
         except ClientError as exc:
-            raise ArchiveReadError(f"s3://{self.bucket}/{prefix}", _client_error_reason(exc)) from exc
+            raise ArchiveReadError(self.url(prefix), _client_error_reason(exc)) from exc
         except BotoCoreError as exc:
-            raise ArchiveReadError(f"s3://{self.bucket}/{prefix}", f"S3 listing failed: {exc}") from exc
+            raise ArchiveReadError(self.url(prefix), f"S3 listing failed: {exc}") from exc
 
     def list_objects(self, prefix: str) -> list[Listed]:
         return [
@@ -140,6 +161,20 @@ class S3Store(ArchiveStore):
             for page in self._pages(prefix)
             for item in page.get("CommonPrefixes", ())
         ]
+
+    def has_keys(self, prefix: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        except ClientError as exc:
+            raise ArchiveReadError(self.url(prefix), _client_error_reason(exc)) from exc
+        except BotoCoreError as exc:
+            raise ArchiveReadError(self.url(prefix), f"S3 listing failed: {exc}") from exc
+        return bool(listed.get("KeyCount") or listed.get("Contents"))
+
+    def url(self, prefix: str) -> str:
+        return f"s3://{self.bucket}/{prefix}"
 
     def read_blocks(self, key: str, etag: str | None = None) -> Iterator[bytes]:
         from botocore.exceptions import BotoCoreError, ClientError

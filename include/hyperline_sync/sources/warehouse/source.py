@@ -170,9 +170,10 @@ class WarehouseSource:
                 conn, schema, "select table_name from information_schema.tables where table_schema = {p}", (schema,)
             )
             existing = {row[0] for row in rows}
-            if not existing:
-                raise WarehouseReadError(schema, f"no tables in schema {schema!r} through connection "
-                                                 f"{self.config.conn_id!r}: check source.schema and source.conn_id")
+            if "tracks" not in existing:  # Segment makes it first in every source schema
+                what = f"no table tracks in schema {schema!r}" if existing else f"no tables in schema {schema!r}"
+                raise WarehouseReadError(f"{schema}.tracks", f"{what} through connection {self.config.conn_id!r}: "
+                                                             "check source.schema and source.conn_id")
             for table in self.config.tables:
                 if table not in existing:
                     log.warning("%s.%s does not exist (yet): no %s events to sync", schema, table, table)
