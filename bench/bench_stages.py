@@ -27,7 +27,7 @@ from hyperline_sync.config.models import PipelineConfig, S3ArchiveSourceConfig, 
 from hyperline_sync.pipeline.dedup import SeenIds
 from hyperline_sync.pipeline.sync import _gc_relaxed, to_events
 from hyperline_sync.pipeline.transform import transform_chunk
-from hyperline_sync.sources.archive import iter_line_chunks
+from hyperline_sync.sources.archive.reading import iter_line_chunks
 from hyperline_sync.sources.base import ArchiveSource
 
 STAGES = ("read", "transform", "dedup", "to_events", "commit")

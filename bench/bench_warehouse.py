@@ -173,7 +173,7 @@ def measure_naive() -> dict:
 
 
 def measure_ours() -> dict:
-    from hyperline_sync.sources.warehouse import WarehouseSource
+    from hyperline_sync.sources.warehouse.source import WarehouseSource
 
     totals = read_and_dedup(WarehouseSource(pipeline()), DAY, CHUNK_ROWS)
     return {"rows": totals.pop("read"), **totals}
@@ -185,7 +185,7 @@ def child(mode: str) -> None:
     import psycopg  # noqa: F401
     from airflow.sdk import BaseHook  # noqa: F401
 
-    import hyperline_sync.sources.warehouse  # noqa: F401
+    import hyperline_sync.sources.warehouse.source  # noqa: F401
 
     baseline_mb = peak_rss_mb()
     cpu, started = time.process_time(), time.perf_counter()

@@ -153,6 +153,10 @@ class TuningConfig:
     # After each run, remove the dedup id files of days older than this (never of days a sync still
     # reads; see retention.py). None keeps them forever.
     state_retention_days: int | None = None
+    # A complete day reading less than this share of the trailing 7-day median (or nothing while a
+    # neighbouring day has data) is flagged; `empty_partition` says whether it warns or fails.
+    min_volume_share: float = 0.1
+    empty_partition: str = "warn"  # warn | fail
 
 
 @dataclass(frozen=True)
@@ -463,6 +467,8 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
             "send_backoff_seconds",
             "send_max_retry_seconds",
             "state_retention_days",
+            "min_volume_share",
+            "empty_partition",
         },
     )
 
@@ -483,6 +489,12 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
     retention = raw.get("state_retention_days")
     if retention is not None:
         retention = v.integer(retention, v.child(path, "state_retention_days"), 1)
+    share = raw.get("min_volume_share", defaults.min_volume_share)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise ConfigError(v.child(path, "min_volume_share"), f"must be a number from 0 to 1, got {share!r}")
+    empty = raw.get("empty_partition", defaults.empty_partition)
+    if empty not in ("warn", "fail"):
+        raise ConfigError(v.child(path, "empty_partition"), f"must be warn or fail, got {empty!r}")
     return TuningConfig(
         chunk_size=get("chunk_size", 1),
         batch_size=get("batch_size", 1, MAX_BATCH_SIZE),
@@ -499,6 +511,8 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
         send_backoff_seconds=seconds("send_backoff_seconds"),
         send_max_retry_seconds=seconds("send_max_retry_seconds"),
         state_retention_days=retention,
+        min_volume_share=float(share),
+        empty_partition=empty,
     )
 
 

@@ -29,6 +29,7 @@ from hyperline_sync.config.models import PipelineConfig
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.dedup import SeenIds
 from hyperline_sync.pipeline.transform import ChunkResult
+from hyperline_sync.pipeline.volume import partition_warning
 from hyperline_sync.sources.base import PartitionSource, Unit
 from hyperline_sync.sources.errors import UnitReadError
 from hyperline_sync.state.deadletter import ObjectDeadLetters, dead_letter_file, dead_letter_path
@@ -160,6 +161,12 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
                 outcome.objects_synced += 1
         if not errors:  # every unit of the day is done: its data is synced up to the newest unit's
             outcome.watermark = max((u.watermark for u in objects if u.watermark is not None), default=None)
+            outcome.warning = partition_warning(job.ledger, job.pipeline, day, outcome.counts.read,
+                                                {u.key for u in objects} - {u.key for u in todo})
+            if outcome.warning:
+                log.warning("partition %s: %s", partition, outcome.warning)
+                if job.pipeline.tuning.empty_partition == "fail":
+                    errors.append(outcome.warning)
     except Exception as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
         with contextlib.suppress(AttributeError):

@@ -1,7 +1,9 @@
 """Raw NDJSON lines -> Hyperline events, rejects with reasons, and counts that add up.
 
 Every line ends in exactly one bucket (`read == len(events) + rejected + skipped`), decided in
-this order: `line_too_long`, `malformed_json` (invalid JSON or UTF-8, or not an object), skipped
+this order: `line_too_long`, `malformed_json` (invalid JSON or UTF-8, or not an object), `too_deep`
+(nested beyond what the decoder or the mapping recurses into; any other error raised by one line
+is its `malformed_json`: a poison line never fails its object), skipped
 (`type != "track"`), `missing_event`, skipped (filtered by `mapping.events`), `missing_message_id`,
 `missing_customer_id` / `invalid_customer_id`, `invalid_timestamp` (unparseable, without a zone,
 or outside years MIN_YEAR..MAX_YEAR).
@@ -16,7 +18,7 @@ keeps. `map_track_columns` then works on columns: missing-field masks, event fil
 reader can fill `TrackColumns` from its result set and reuse that stage.
 
 `writeKey` (a Segment source credential) is never copied: message rejects carry the message
-without it, raw rejects the line cut to `RAW_PREVIEW_BYTES` with any writeKey value masked.
+without it, raw rejects the line cut to `RAW_PREVIEW_BYTES` with any writeKey value masked (`rejects`).
 """
 
 from __future__ import annotations
@@ -36,13 +38,13 @@ import orjson
 import pandas as pd
 
 from hyperline_sync.config.mapping import MappingConfig, build_record
-from hyperline_sync.sources.archive import MAX_LINE_BYTES, LineChunk
+from hyperline_sync.pipeline.rejects import failure_reason, raw_reject, storable
+from hyperline_sync.sources.archive.reading import MAX_LINE_BYTES, LineChunk
 
 __all__ = [
     "EVENT_COLUMNS",
     "MAX_YEAR",
     "MIN_YEAR",
-    "RAW_PREVIEW_BYTES",
     "ChunkResult",
     "TrackColumns",
     "clean_customer_id",
@@ -51,9 +53,7 @@ __all__ = [
 ]
 
 EVENT_COLUMNS = ("message_id", "customer_id", "event_type", "timestamp", "record", "line_no")
-RAW_PREVIEW_BYTES = 2048
 MIN_YEAR, MAX_YEAR = 1678, 2261  # timestamps outside are invalid_timestamp (the datetime64[ns] range)
-_WRITE_KEY = re.compile(r'("writeKey"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)')
 # An explicit zone is required: a naive timestamp would silently be read as UTC.
 _ZONE = re.compile(r"(?:Z|[+-]\d\d(?::?\d\d)?)$")
 _INVALID = object()  # a customer id of a type that cannot be an id (bool, object, array)
@@ -191,45 +191,49 @@ def _parse(chunk: LineChunk, mapping: MappingConfig) -> tuple[TrackColumns, list
     decode, unpack, rest = fields.decode, fields.unpack, path[1:]
     for i, line in enumerate(lines):
         if len(line) > MAX_LINE_BYTES:
-            rejects.append(_raw_reject("line_too_long", chunk.key, numbers[i], line, f"over {MAX_LINE_BYTES} bytes"))
+            rejects.append(raw_reject("line_too_long", chunk.key, numbers[i], line, f"over {MAX_LINE_BYTES} bytes"))
             continue
-        try:
-            if not line.isascii():
-                line.decode()  # msgspec does not check the UTF-8 of the fields it skips
-            message = decode(line)
-        except (msgspec.DecodeError, ValueError):
-            message = fields.fallback(line)
-            if type(message) is str:
-                rejects.append(_raw_reject("malformed_json", chunk.key, numbers[i], line, message))
+        try:  # whatever one line raises is its reject (no cost in the loop unless raised)
+            try:
+                if not line.isascii():
+                    line.decode()  # msgspec does not check the UTF-8 of the fields it skips
+                message = decode(line)
+            except (msgspec.DecodeError, ValueError):
+                message = fields.fallback(line)
+                if type(message) is str:
+                    rejects.append(raw_reject("malformed_json", chunk.key, numbers[i], line, message))
+                    continue
+            kind, event, message_id, timestamp, properties, customer = unpack(message)
+            if kind != "track":
+                skipped += 1
                 continue
-        kind, event, message_id, timestamp, properties, customer = unpack(message)
-        if kind != "track":
-            skipped += 1
+            if type(event) is not str or not event or event.isspace():
+                event = None
+            if type(message_id) is not str or not message_id or message_id.isspace():
+                message_id = None
+            if rest:
+                customer = _dig(customer, rest)
+            if type(customer) is not str or not customer or customer.isspace():
+                customer = clean_customer_id(customer)
+            if type(timestamp) is str:
+                # Segment's own shape, YYYY-MM-DDTHH:MM:SS.mmmZ (the digits are checked when parsed)
+                shaped = len(timestamp) == 24 and timestamp[23] == "Z" and timestamp[19] == "." and timestamp[10] == "T"
+            else:
+                timestamp, shaped = None, False
+            if per_event:
+                rule = mapping.rule_for(event or "")
+            record, lost = build_record(message_id, properties, rule, static)
+        except MemoryError:
+            raise  # the process's state, not the line's
+        except Exception as exc:
+            rejects.append(raw_reject(failure_reason(exc), chunk.key, numbers[i], line, f"{type(exc).__name__}: {exc}"))
             continue
-        if type(event) is not str or not event or event.isspace():
-            event = None
-        if type(message_id) is not str or not message_id or message_id.isspace():
-            message_id = None
-        if rest:
-            customer = _dig(customer, rest)
-        if type(customer) is not str or not customer or customer.isspace():
-            customer = clean_customer_id(customer)
-        if type(timestamp) is str:
-            # Segment's own shape, YYYY-MM-DDTHH:MM:SS.mmmZ (the digits are checked when parsed)
-            add_canonical(
-                len(timestamp) == 24 and timestamp[23] == "Z" and timestamp[19] == "." and timestamp[10] == "T"
-            )
-        else:
-            timestamp = None
-            add_canonical(False)
-        if per_event:
-            rule = mapping.rule_for(event or "")
-        record, lost = build_record(message_id, properties, rule, static)
         add_position(i)
         add_event(event)
         add_message_id(message_id)
         add_customer(customer)
         add_timestamp(timestamp)
+        add_canonical(shaped)
         add_record(record)
         add_dropped(lost)
 
@@ -286,7 +290,7 @@ def map_track_columns(columns: TrackColumns, mapping: MappingConfig) -> ChunkRes
             "reason": reasons[row],
             "source_key": columns.source_key,
             "line_no": int(columns.line_no[row]),
-            "event": columns.original(int(row)),
+            "event": storable(columns.original(int(row))),
         }
         for row in rejected_rows
     ]
@@ -385,14 +389,3 @@ def _events(
 
 def _empty_events() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=np.int64 if name == "line_no" else object) for name in EVENT_COLUMNS})
-
-
-def _raw_reject(reason: str, source_key: str, line_no: int, line: bytes, detail: str) -> dict[str, Any]:
-    preview = line[:RAW_PREVIEW_BYTES].decode("utf-8", errors="replace")
-    return {
-        "reason": reason,
-        "source_key": source_key,
-        "line_no": line_no,
-        "raw": _WRITE_KEY.sub(r'\1"[REDACTED]"', preview)[:RAW_PREVIEW_BYTES],
-        "detail": detail,
-    }

@@ -14,7 +14,9 @@ from typing import Protocol
 
 from hyperline_sync.config.models import PipelineConfig
 from hyperline_sync.pipeline.transform import ChunkResult, transform_chunk
-from hyperline_sync.sources.archive import iter_line_chunks, list_partition, open_store
+from hyperline_sync.sources.archive.listing import list_partition
+from hyperline_sync.sources.archive.reading import iter_line_chunks
+from hyperline_sync.sources.archive.store import open_store
 
 
 class Unit(Protocol):
@@ -54,7 +56,7 @@ def open_source(pipeline: PipelineConfig) -> PartitionSource:
     if kind == "s3_archive":
         return ArchiveSource(pipeline)
     if kind == "warehouse":
-        from hyperline_sync.sources.warehouse import WarehouseSource
+        from hyperline_sync.sources.warehouse.source import WarehouseSource
 
         return WarehouseSource(pipeline)
     raise ValueError(f"pipeline {pipeline.name}: no reader for source kind {kind!r}")

@@ -38,6 +38,7 @@ class PartitionOutcome:
     dry_run_output: str | None = None
     ledger_totals: Counts | None = None  # the partition over all runs (counts above: this run only)
     watermark: str | None = None  # warehouse: newest uuid_ts of the slices, once all of them are synced
+    warning: str | None = None  # a complete day with implausibly little data (pipeline.volume)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from hyperline_sync.config.mapping import MappingConfig, parse_mapping
-from hyperline_sync.pipeline.transform import EVENT_COLUMNS, RAW_PREVIEW_BYTES, ChunkResult, transform_chunk
-from hyperline_sync.sources.archive import MAX_LINE_BYTES, LineChunk
+from hyperline_sync.pipeline.rejects import RAW_PREVIEW_BYTES
+from hyperline_sync.pipeline.transform import EVENT_COLUMNS, ChunkResult, transform_chunk
+from hyperline_sync.sources.archive.reading import MAX_LINE_BYTES, LineChunk
 
 SECRET = "wk_SECRET_test_1234567890"
 _ids = itertools.count()

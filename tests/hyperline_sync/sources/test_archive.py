@@ -14,19 +14,10 @@ import pytest
 
 from hyperline_devtools.sample_archive import generate_archive
 from hyperline_sync.config.models import S3ArchiveSourceConfig
-from hyperline_sync.sources import archive
-from hyperline_sync.sources.archive import (
-    MAX_LINE_BYTES,
-    ArchiveObject,
-    ArchiveReadError,
-    LineChunk,
-    LocalStore,
-    day_folder,
-    days_with_data,
-    iter_line_chunks,
-    list_partition,
-    open_store,
-)
+from hyperline_sync.sources.archive import reading
+from hyperline_sync.sources.archive.listing import ArchiveObject, day_folder, days_with_data, list_partition
+from hyperline_sync.sources.archive.reading import MAX_LINE_BYTES, LineChunk, iter_line_chunks
+from hyperline_sync.sources.archive.store import ArchiveReadError, LocalStore, open_store
 
 DAY = date(2026, 1, 5)
 KEY = f"segment-logs/src1/{day_folder(DAY)}/obj.gz"
@@ -83,9 +74,26 @@ def test_a_rewritten_object_gets_a_new_etag(tmp_path: Path) -> None:
     assert before.etag != after.etag
 
 
-def test_empty_or_absent_day_folder_lists_nothing(tmp_path: Path) -> None:
-    (tmp_path / "segment-logs").mkdir()
-    assert list_partition(LocalStore(tmp_path), source_for(tmp_path), DAY) == []
+def test_empty_or_absent_day_folder_of_a_source_with_other_days_lists_nothing(tmp_path: Path) -> None:
+    put(tmp_path, f"segment-logs/src1/{day_folder(date(2026, 1, 4))}/x.gz", b"")
+    (tmp_path / "segment-logs" / "src1" / day_folder(date(2026, 1, 6))).mkdir()
+    for day in (DAY, date(2026, 1, 6)):
+        assert list_partition(LocalStore(tmp_path), source_for(tmp_path), day) == []
+
+
+@pytest.mark.parametrize("source_id", ["src1", "other"])
+def test_a_source_without_any_day_folder_is_an_error_naming_where_it_looked(tmp_path: Path, source_id: str) -> None:
+    """A wrong url or source id must not pass for a quiet day, every hour."""
+    put(tmp_path, f"segment-logs/other-source/{day_folder(DAY)}/x.gz", b"")
+    (tmp_path / "segment-logs" / "src1").mkdir()  # the source's folder exists, without day folders
+    if source_id == "other":
+        source_id = "src2"  # no folder at all
+    with pytest.raises(ArchiveReadError) as caught:
+        list_partition(LocalStore(tmp_path), source_for(tmp_path, source_id), DAY)
+    where = f"file://{tmp_path}/segment-logs/{source_id}/"
+    assert caught.value.key == where
+    assert str(caught.value) == f"{where}: no day folders of source {source_id!r}: check source.url and " \
+                                "source.source_id"
 
 
 def test_missing_archive_root_is_an_error_not_an_empty_day(tmp_path: Path) -> None:
@@ -156,7 +164,7 @@ def test_a_huge_object_without_newlines_is_read_in_bounded_memory(tmp_path: Path
 
 
 def test_chunks_also_close_on_the_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(archive, "CHUNK_BYTE_BUDGET", 100)
+    monkeypatch.setattr(reading, "CHUNK_BYTE_BUDGET", 100)
     obj = put(tmp_path, KEY, gzip.compress(b"".join(b"x" * 30 + b"\n" for _ in range(10))))
     chunks = read_all(tmp_path, obj, chunk_lines=1000)
     assert [len(chunk.lines) for chunk in chunks] == [4, 4, 2]

@@ -13,16 +13,9 @@ import pytest
 
 from hyperline_devtools.sample_archive import SampleManifest
 from hyperline_sync.config.models import S3ArchiveSourceConfig
-from hyperline_sync.sources.archive import (
-    ArchiveObject,
-    ArchiveReadError,
-    S3Store,
-    days_with_data,
-    iter_line_chunks,
-    list_partition,
-    open_store,
-    partition_prefix,
-)
+from hyperline_sync.sources.archive.listing import ArchiveObject, days_with_data, list_partition, partition_prefix
+from hyperline_sync.sources.archive.reading import iter_line_chunks
+from hyperline_sync.sources.archive.store import ArchiveReadError, S3Store, open_store
 
 RunPartition = Callable[..., Any]  # the `run_partition` fixture (tests/hyperline_sync/conftest.py)
 DAY = date(2026, 3, 1)

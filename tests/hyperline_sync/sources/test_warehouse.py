@@ -14,17 +14,9 @@ from hyperline_sync.config.mapping import PropertyRule
 from hyperline_sync.config.models import parse_config
 from hyperline_sync.sources.base import open_source
 from hyperline_sync.sources.errors import UnitReadError
-from hyperline_sync.sources.warehouse import (
-    WarehouseReadError,
-    WarehouseSource,
-    _column_rule,
-    _iso_ms,
-    _timestamps,
-    _value,
-    column_for_path,
-    quote_identifier,
-    snake_case,
-)
+from hyperline_sync.sources.warehouse.naming import column_for_path, column_rule, quote_identifier, snake_case
+from hyperline_sync.sources.warehouse.source import WarehouseReadError, WarehouseSource
+from hyperline_sync.sources.warehouse.values import iso_ms, record_value, timestamp_texts
 
 
 @pytest.mark.parametrize(
@@ -122,12 +114,12 @@ def test_identifiers_are_quoted_and_embedded_quotes_doubled() -> None:
     ],
 )
 def test_column_values_become_record_values(value: object, expected: object) -> None:
-    got = _value(value)
+    got = record_value(value)
     assert got == expected and type(got) is type(expected)
 
 
 def test_timestamps_keep_four_year_digits() -> None:
-    assert _iso_ms(dt.datetime(5, 1, 2, tzinfo=dt.UTC)) == "0005-01-02T00:00:00.000Z"
+    assert iso_ms(dt.datetime(5, 1, 2, tzinfo=dt.UTC)) == "0005-01-02T00:00:00.000Z"
 
 
 def test_the_timestamp_column_is_formatted_like_one_value_at_a_time() -> None:
@@ -140,24 +132,24 @@ def test_the_timestamp_column_is_formatted_like_one_value_at_a_time() -> None:
         dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
         None,
     ]
-    stamps, canonical = _timestamps(values)
-    assert stamps == [_iso_ms(v) if v else None for v in values]
+    stamps, canonical = timestamp_texts(values)
+    assert stamps == [iso_ms(v) if v else None for v in values]
     assert stamps[:2] == ["2026-03-01T09:02:59.999Z", "2026-03-01T09:00:00.001Z"]
     assert canonical == [True] * 5 + [False]
-    assert _timestamps([dt.datetime(2026, 3, 1, 9, 0), None]) == (["2026-03-01T09:00:00.000Z", None], [True, False])
+    assert timestamp_texts([dt.datetime(2026, 3, 1, 9, 0), None]) == (["2026-03-01T09:00:00.000Z", None], [True, False])
     # A driver that returns text: passed on for the transform to parse (not canonical).
-    assert _timestamps(["2026-03-01 09:00:00+00", None]) == (["2026-03-01 09:00:00+00", None], [False, False])
+    assert timestamp_texts(["2026-03-01 09:00:00+00", None]) == (["2026-03-01 09:00:00+00", None], [False, False])
 
 
 def test_property_rules_match_snake_cased_columns() -> None:
     rule = PropertyRule(include=frozenset({"durationMs", "endpoint"}), exclude=frozenset({"Plan.Name"}),
                         rename={"durationMs": "ms"})
-    column_rule = _column_rule(rule)
-    assert column_rule.include == {"duration_ms", "endpoint"}
-    assert column_rule.exclude == {"plan_name"}
-    assert column_rule.rename == {"duration_ms": "ms"}
+    by_column = column_rule(rule)
+    assert by_column.include == {"duration_ms", "endpoint"}
+    assert by_column.exclude == {"plan_name"}
+    assert by_column.rename == {"duration_ms": "ms"}
     keep_all = PropertyRule()
-    assert _column_rule(keep_all) is keep_all
+    assert column_rule(keep_all) is keep_all
 
 
 def pipeline(**source: object):

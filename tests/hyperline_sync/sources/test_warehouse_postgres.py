@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from hyperline_sync.config.models import PipelineConfig, parse_config
 from hyperline_sync.pipeline.sync import PartitionFailedError, SyncJob, sync_partition
 from hyperline_sync.sources.errors import UnitReadError
-from hyperline_sync.sources.warehouse import WarehouseReadError, WarehouseSource
+from hyperline_sync.sources.warehouse.source import WarehouseReadError, WarehouseSource
 from hyperline_sync.state.ledger import Ledger
 from tests.recording_sender import Recorder
 
@@ -510,7 +510,7 @@ def test_listing_errors_name_the_schema_and_missing_tables_are_skipped(
     raw["pipelines"][0]["source"]["schema"] = "no_such_schema"
     with pytest.raises(WarehouseReadError, match="no tables in schema 'no_such_schema'") as info:
         WarehouseSource(parse_config(raw).pipelines[0]).list_units(D1)
-    assert isinstance(info.value, UnitReadError)
+    assert isinstance(info.value, UnitReadError) and info.value.key == "no_such_schema.tracks"
 
 
 def test_no_transaction_is_held_open_between_chunks(harness: Harness, tmp_path: Path) -> None:
