@@ -43,7 +43,7 @@ def numbered(chunks: list[LineChunk]) -> list[tuple[int, bytes]]:
 
 
 def test_day_folder_is_epoch_milliseconds_of_utc_midnight() -> None:
-    assert day_folder(date(2024, 6, 10)) == "1717977600000"  # the example in segment-sources.md
+    assert day_folder(date(2024, 6, 10)) == "1717977600000"  # the example in docs/segment-formats.md, "Object keys"
     assert day_folder(DAY) == str(int(datetime(2026, 1, 5, tzinfo=UTC).timestamp() * 1000))
 
 

@@ -38,7 +38,7 @@ from hyperline_sync.sources.warehouse.values import iso_ms, record_value, timest
         ("something.com", "something_com"),
         ("$something%", "something"),
         ("•¶§ƒ˚foo˙∆˚¬", "foo"),
-        # segment-sources.md §2.3
+        # docs/segment-formats.md, "Names and values"
         ("Order Completed", "order_completed"),
         ("orderId", "order_id"),
         ("productID", "product_id"),

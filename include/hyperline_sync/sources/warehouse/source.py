@@ -1,6 +1,6 @@
 """Segment track events from a Segment warehouse schema, through any common-sql Airflow connection.
 
-Layout (docs: segment-sources.md §2): one schema per Segment source; `tracks` holds every track
+Layout (docs/segment-formats.md, "Segment warehouses"): one schema per Segment source; `tracks` holds every track
 call with the common columns only; one table per event (`api_call`, ...) holds the common columns
 plus one column per property (names snake_cased, objects flattened with `_`, arrays as JSON text).
 
