@@ -13,20 +13,20 @@ from typing import Any
 
 import orjson
 import pytest
-import requests
 
 from hyperline_devtools.emulator import Emulator, Faults
 from hyperline_provider import PRODUCTION_HOST, SANDBOX_HOST
+from hyperline_provider.client.answers import Kind, failed_member, read_batch_answer
+from hyperline_provider.client.messages import auth_message
+from hyperline_provider.client.retry import RetryPolicy
 from hyperline_provider.hooks.hyperline import (
-    MAX_BATCH_BYTES,
     HyperlineAuthError,
     HyperlineHook,
     HyperlineRequestError,
     HyperlineUnavailableError,
     SendResult,
-    _failed_member,
-    _read_batch_answer,
 )
+from hyperline_provider.limits import MAX_BATCH_BYTES
 from hyperline_provider.throttle import RateLimiter
 
 KEY = "test_hook_secret_4f9a2c"
@@ -50,7 +50,7 @@ def assert_all_answered(result: SendResult, given: int) -> None:
 
 
 class FakeClock:
-    """Stands in for the hook's clock and sleep: waits are recorded and advance time, nothing blocks."""
+    """Stands in for the client's clock and sleep: waits are recorded and advance time, nothing blocks."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -93,9 +93,8 @@ def make_hook(connect: Callable[..., str]) -> Iterator[Callable[..., HyperlineHo
         kwargs.setdefault("backoff_base", 0.001)
         kwargs.setdefault("backoff_max", 0.01)
         hook = HyperlineHook(conn_id or connect(), **kwargs)
-        hook.clock = FakeClock()  # type: ignore[attr-defined]
-        hook._clock = hook.clock  # type: ignore[attr-defined]
-        hook._sleep = hook.clock.sleep  # type: ignore[attr-defined]
+        hook.clock = FakeClock()
+        hook.sleep = hook.clock.sleep
         hooks.append(hook)
         return hook
 
@@ -301,20 +300,20 @@ def event_json(record_id: str, **extra: Any) -> dict[str, Any]:
     ],
 )
 def test_batch_answers_are_read_whatever_their_member_order(answer: dict, expected: tuple | None) -> None:
-    assert _read_batch_answer(json.dumps(answer).encode()) == expected
-    assert _read_batch_answer(json.dumps(answer, separators=(",", ":")).encode()) == expected
+    assert read_batch_answer(json.dumps(answer).encode()) == expected
+    assert read_batch_answer(json.dumps(answer, separators=(",", ":")).encode()) == expected
 
 
 def test_only_the_failed_member_is_parsed_when_it_comes_last() -> None:
     created = [event_json(f"a{i}", events_failed=["x"]) for i in range(3)]
     usual = orjson.dumps({"events_created": created, "events_failed": [event_json("b")]})
-    assert _failed_member(usual) == [event_json("b")]
-    assert _failed_member(orjson.dumps({"events_failed": [], "events_created": created})) is None
+    assert failed_member(usual) == [event_json("b")]
+    assert failed_member(orjson.dumps({"events_failed": [], "events_created": created})) is None
 
 
 def test_a_truncated_answer_is_not_an_answer() -> None:
     content = json.dumps({"events_created": [event_json("a")], "events_failed": []}).encode()
-    assert _read_batch_answer(content[:-1]) is None
+    assert read_batch_answer(content[:-1]) is None
 
 
 def test_429_waits_retry_after_then_resends(emulator: Emulator, make_hook) -> None:
@@ -445,10 +444,7 @@ def test_a_connection_without_key_fails_before_any_request(emulator: Emulator, c
     ],
 )
 def test_auth_message_says_which_environment_without_the_key(host: str, key: str, expected: str) -> None:
-    hook = HyperlineHook("hyperline_anything")
-    hook.base_url, hook._api_key = host, key
-
-    message = hook._auth_message(401, "Invalid API key")
+    message = auth_message("hyperline_anything", host, key, 401, "Invalid API key")
 
     assert expected in message
     assert key not in message
@@ -519,7 +515,7 @@ def test_spent_rate_limit_holds_requests_until_reset(emulator: Emulator, make_ho
         waits.append(seconds)
         time.sleep(seconds)
 
-    hook._sleep = sleep
+    hook.sleep = sleep
 
     result = hook.send_events(make_events(3))
 
@@ -529,22 +525,17 @@ def test_spent_rate_limit_holds_requests_until_reset(emulator: Emulator, make_ho
 
 
 def test_a_429_with_only_a_reset_time_waits_for_it() -> None:
-    hook = HyperlineHook("hyperline_anything", max_rate_limit_wait=60)
-    response = requests.Response()
-    response.status_code = 429
-    reset = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
-    response.headers["X-RateLimit-Reset"] = reset
+    headers = {"X-RateLimit-Reset": (datetime.now(UTC) + timedelta(seconds=30)).isoformat()}
 
-    assert 25 < hook._rate_limit_delay(response, attempt=1) <= 30
-    hook.max_rate_limit_wait = 5
-    assert hook._rate_limit_delay(response, attempt=1) == 5
+    assert 25 < RetryPolicy(max_server_wait=60).delay(Kind.RATE_LIMITED, headers, attempt=1) <= 30
+    assert RetryPolicy(max_server_wait=5).delay(Kind.RATE_LIMITED, headers, attempt=1) == 5
 
 
 def test_client_side_rate_limit_spaces_requests(emulator: Emulator, make_hook) -> None:
     hook = make_hook(batch_size=1, max_in_flight=1, max_requests_per_second=0.5)
     hook.send_events(make_events(1))
-    assert hook._rate_limiter.interval == 2.0  # built from max_requests_per_second
-    hook._rate_limiter = RateLimiter(0.5, clock=hook.clock)  # same pacing on the recorded clock
+    assert hook.client.rate_limiter.interval == 2.0  # built from max_requests_per_second
+    hook.client.rate_limiter = RateLimiter(0.5, clock=hook.clock)  # same pacing on the recorded clock
 
     result = hook.send_events(make_events(3, prefix="r"))
 
@@ -572,7 +563,8 @@ def test_extras_configure_the_hook_and_are_not_sent_as_headers(emulator: Emulato
     result = hook.send_events(make_events(7))
 
     assert result.batches == 3
-    assert (hook.batch_size, hook.timeout) == (3, 7.0)
+    settings = hook.read_settings()
+    assert (settings.batch_size, settings.timeout) == (3, 7.0)
     headers = {name.lower() for name in hook.get_conn().headers}
     assert not headers & {"batch_size", "timeout", "max_requests_per_second"}
 
