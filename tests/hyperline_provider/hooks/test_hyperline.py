@@ -7,18 +7,21 @@ import json
 import logging
 import math
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+import requests
 
 from hyperline_devtools.emulator import Emulator, Faults
 from hyperline_provider import PRODUCTION_HOST, SANDBOX_HOST
 from hyperline_provider.client.answers import Kind, failed_member, read_batch_answer
 from hyperline_provider.client.messages import auth_message
 from hyperline_provider.client.retry import RetryPolicy
+from hyperline_provider.exceptions import HyperlineError
 from hyperline_provider.hooks.hyperline import (
     HyperlineAuthError,
     HyperlineHook,
@@ -327,6 +330,48 @@ def test_429_waits_retry_after_then_resends(emulator: Emulator, make_hook) -> No
     assert emulator.statuses == {429: 1, 201: 1}
 
 
+def test_503_waits_the_retry_after_hyperline_asks_for(emulator: Emulator, make_hook) -> None:
+    # Hyperline's IngestionOverloadedError: retry after Retry-After, with backoff and jitter
+    emulator.set_faults(Faults(script=("503",), overloaded_retry_after="3"))
+    hook = make_hook()
+
+    result = hook.send_events(make_events(4))
+
+    assert (result.accepted, result.requests, result.retries) == (4, 2, 1)
+    assert hook.clock.sleeps == [3.0]  # the backoff (<= 0.01 s here) is only a floor under it
+
+
+def test_a_long_retry_after_is_capped_by_the_policy(emulator: Emulator, make_hook) -> None:
+    emulator.set_faults(Faults(script=("503", "429"), overloaded_retry_after="3600", retry_after=3600))
+    hook = make_hook(max_rate_limit_wait=5)
+
+    result = hook.send_events(make_events(1))
+
+    assert result.accepted == 1
+    assert hook.clock.sleeps == [5.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    ("faults", "status"),
+    [
+        (Faults(script=("429",), retry_after=-5), 429),
+        (Faults(script=("503",), overloaded_retry_after="-5"), 503),
+        (Faults(script=("503",), overloaded_retry_after="soon"), 503),
+        (Faults(script=("503",), overloaded_retry_after="nan"), 503),
+        (Faults(script=("503",), overloaded_retry_after=""), 503),
+    ],
+)
+def test_a_broken_retry_after_falls_back_to_backoff(emulator: Emulator, make_hook, faults: Faults, status: int) -> None:
+    emulator.set_faults(faults)
+    hook = make_hook(backoff_base=0.2, backoff_max=10)
+
+    result = hook.send_events(make_events(2))
+
+    assert result.accepted == 2 and emulator.statuses[status] == 1
+    (wait,) = hook.clock.sleeps
+    assert 0.1 <= wait <= 0.2  # the first backoff, never "resend at once"
+
+
 def test_429_without_retry_after_backs_off(emulator: Emulator, make_hook) -> None:
     emulator.set_faults(Faults(script=("429",), retry_after=None))
     hook = make_hook(backoff_base=0.2, backoff_max=10)
@@ -610,6 +655,80 @@ def test_test_connection(emulator: Emulator, connect, make_hook) -> None:
     assert ok == (True, f"Connected to {emulator.url}; the API key was accepted.")
     assert refused[0] is False and "hyperline_wrong" in refused[1] and "test_wrong_secret_77" not in refused[1]
     assert unreachable[0] is False and "Cannot reach" in unreachable[1]
+
+
+def test_test_connection_makes_a_listing_hyperline_accepts(emulator: Emulator, make_hook) -> None:
+    # GET /v1/events requires event_type (the emulator is as strict); the check must not depend on data
+    make_hook().send_events(make_events(3))
+
+    assert make_hook().test_connection()[0] is True
+    assert emulator.statuses[200] == 1 and 400 not in emulator.statuses
+
+
+# ----------------------------------------------------------------------------- the key never leaks
+
+
+class FailingAdapter(requests.adapters.BaseAdapter):
+    """Fails every request with ``error``, quoting the Authorization header as requests' own
+    ``InvalidHeader`` does (an answer no server can stage)."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        super().__init__()
+        self.error = error
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        raise self.error(f"Invalid leading whitespace in header value {request.headers['Authorization']!r}")
+
+    def close(self) -> None:
+        pass
+
+
+def assert_no_secret(text: str, *secrets: str) -> None:
+    for secret in (KEY, *secrets):
+        assert secret.strip() not in text
+    assert "Bearer test_" not in text
+
+
+def rendered(error: BaseException) -> str:
+    """The error as a log line with its traceback (chained exceptions included) would show it."""
+    return "".join(traceback.format_exception(error))
+
+
+@pytest.mark.parametrize("padding", ["\n", " ", "\r\n", "\t "])
+def test_a_key_with_surrounding_whitespace_is_sent_stripped(emulator: Emulator, connect, make_hook, padding) -> None:
+    hook = make_hook(connect(password=f"{padding}{KEY}{padding}"))
+
+    result = hook.send_events(make_events(2))
+
+    assert result.accepted == 2 and emulator.auth_schemes == {"bearer": 1}
+    assert hook.test_connection()[0] is True
+
+
+@pytest.mark.parametrize("key", [f"{KEY}\nX-Injected: 1", "test_two words"])
+def test_a_key_with_inner_whitespace_is_refused_unsent_and_unnamed(emulator: Emulator, connect, make_hook, key) -> None:
+    with pytest.raises(HyperlineAuthError, match="whitespace or control characters") as raised:
+        make_hook(connect(password=key)).send_events(make_events(1))
+    ok, message = make_hook(connect("hyperline_other", password=key)).test_connection()
+
+    assert emulator.requests == 0 and ok is False
+    for text in (rendered(raised.value), message):
+        assert_no_secret(text, key, "test_two")
+
+
+@pytest.mark.parametrize("error", [requests.exceptions.InvalidHeader, ValueError, requests.ConnectionError])
+def test_no_error_raised_or_let_through_carries_the_key(emulator: Emulator, connect, make_hook, error) -> None:
+    hook = make_hook(adapter=FailingAdapter(error), max_attempts=2)
+
+    with pytest.raises(HyperlineError) as raised:
+        hook.send_events(make_events(1))
+    ok, message = make_hook(connect("hyperline_check"), adapter=FailingAdapter(error)).test_connection()
+
+    assert ok is False
+    expected = HyperlineUnavailableError if error is requests.ConnectionError else HyperlineRequestError
+    assert type(raised.value) is expected
+    assert error.__name__ in str(raised.value) and error.__name__ in message
+    for text in (rendered(raised.value), message):
+        assert_no_secret(text)
 
 
 # ----------------------------------------------------------------------------- logging
