@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_BEARER = re.compile(r"(?i)\bBearer\s+[^\s'\",;]+")
+_BEARER = re.compile(r"(?i)\bBearer\s+[^\s'\",;\\]+")
 REDACTED = "***"
 
 
