@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from hyperline_provider import PRODUCTION_HOST, SANDBOX_HOST
 from hyperline_provider.client.messages import auth_message
@@ -13,6 +14,7 @@ from hyperline_provider.limits import DEFAULT_TIMEOUT, MAX_BATCH_EVENTS
 
 SETTING_NAMES = ("batch_size", "timeout", "max_requests_per_second")
 _LEGACY_PREFIX = "extra__hyperline__"  # key prefix used by older connection forms
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def is_setting(extra_name: str) -> bool:
@@ -30,6 +32,12 @@ class HyperlineSettings:
     batch_size: int = MAX_BATCH_EVENTS
     timeout: float = DEFAULT_TIMEOUT
     max_requests_per_second: float | None = None
+
+    @property
+    def cleartext(self) -> bool:
+        """Whether the key would travel without TLS to a host other than this machine."""
+        url = urlparse(self.base_url)
+        return url.scheme != "https" and url.hostname not in _LOCAL_HOSTS
 
     @classmethod
     def from_connection(cls, conn: Any, base_url: str, overrides: Mapping[str, Any]) -> HyperlineSettings:

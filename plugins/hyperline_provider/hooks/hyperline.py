@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlparse
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
@@ -23,16 +23,14 @@ from hyperline_provider.exceptions import (
     HyperlineUnavailableError,
 )
 from hyperline_provider.limits import BATCH_ENDPOINT, LIST_ENDPOINT, MAX_BATCH_BYTES
-from hyperline_provider.results import FailedEvent, SendResult
+from hyperline_provider.results import SendResult
 from hyperline_provider.settings import HyperlineSettings, is_setting
 from hyperline_provider.throttle import RateLimiter
 
-# The errors and results are re-exported: callers catch them from the hook's module.
-__all__ = ["FailedEvent", "HyperlineAuthError", "HyperlineHook", "HyperlineRequestError", "HyperlineUnavailableError",
-           "SendResult"]
+# The errors and the result are re-exported: callers take them from the hook's module.
+__all__ = ["HyperlineAuthError", "HyperlineHook", "HyperlineRequestError", "HyperlineUnavailableError", "SendResult"]
 
 log = logging.getLogger(__name__)
-_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class HyperlineHook(HttpHook):
@@ -84,11 +82,7 @@ class HyperlineHook(HttpHook):
             raise ValueError(f"max_batch_bytes must be >= 3, got {max_batch_bytes}")
         self.hyperline_conn_id = hyperline_conn_id
         self.retry_policy = RetryPolicy(max_attempts, max_retry_seconds, backoff_base, backoff_max, max_rate_limit_wait)
-        self._overrides = {
-            "batch_size": batch_size,
-            "timeout": timeout,
-            "max_requests_per_second": max_requests_per_second,
-        }
+        self._overrides = dict(batch_size=batch_size, timeout=timeout, max_requests_per_second=max_requests_per_second)
         self.max_batch_bytes, self.rate_limiter = max_batch_bytes, rate_limiter
         self.max_in_flight, self.freeze_gc = max_in_flight, freeze_gc
         self.clock, self.sleep = time.monotonic, time.sleep  # seams: tests record waits instead
@@ -128,27 +122,19 @@ class HyperlineHook(HttpHook):
         if self._client is None:
             settings = self.read_settings()
             session = self.get_conn()
-            url = urlparse(settings.base_url)
-            if url.scheme != "https" and url.hostname not in _LOCAL_HOSTS:
+            if settings.cleartext:
                 log.warning("Connection '%s' sends the API key without TLS to %s", self.http_conn_id, settings.base_url)
             self._client = HyperlineClient(
-                session,
-                settings,
-                conn_id=self.http_conn_id,
-                batch_url=self.url_from_endpoint(BATCH_ENDPOINT),
-                list_url=self.url_from_endpoint(LIST_ENDPOINT),
-                max_batch_bytes=self.max_batch_bytes,
-                rate_limiter=self.rate_limiter,
-                retry_policy=self.retry_policy,
-                max_in_flight=self.max_in_flight,
-                freeze_gc=self.freeze_gc,
-                clock=self.clock,
-                sleep=self.sleep,
+                session, settings, conn_id=self.http_conn_id,
+                batch_url=self.url_from_endpoint(BATCH_ENDPOINT), list_url=self.url_from_endpoint(LIST_ENDPOINT),
+                max_batch_bytes=self.max_batch_bytes, rate_limiter=self.rate_limiter, retry_policy=self.retry_policy,
+                max_in_flight=self.max_in_flight, freeze_gc=self.freeze_gc, clock=self.clock, sleep=self.sleep,
             )
         return self._client
 
-    def send_events(self, events: Any, *, prevalidated: bool = False) -> SendResult:
-        """Validate, batch and send ``events`` (an iterable of mappings), consuming it lazily.
+    def send_events(self, events: Iterable[Mapping[str, Any]], *, prevalidated: bool = False) -> SendResult:
+        """Validate, batch and send ``events``, consuming the iterable lazily (at most ``max_in_flight + 1``
+        batches held).
 
         ``prevalidated=True`` is for callers whose events are valid by construction (the sync's transform
         applies the same rules): plain dicts holding exactly the four BillableEvent fields. The per-event
