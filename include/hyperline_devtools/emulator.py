@@ -10,8 +10,8 @@ until SIGINT/SIGTERM), or in-process::
 Hyperline behaviour reproduced: Bearer (or Basic, key as user) auth with 401 ``{"message": ...}``;
 ``POST /v1/events`` (one event, 201); ``POST /v1/events/batch`` (1-5000 events, 201 with
 ``events_created``/``events_failed``, invalid events listed as failed and not stored); upsert on
-``record.id``; ``GET /v1/events`` (``take`` <= 100, ``skip``, ``record_id`` comma list, ``customer_id``,
-``event_type``); ``DELETE /v1/events`` by record ids; 400 with a message for a malformed body;
+``record.id``; ``GET /v1/events`` (``event_type`` required, ``take`` 0-100, ``skip``, ``record_id`` comma
+list, ``customer_id``); ``DELETE /v1/events`` by record ids; 400 with a message for a malformed body;
 optional ``X-RateLimit-*`` headers.
 
 Faults (see :class:`Faults`) add 429s, 5xx, dropped connections, lost acknowledgements (store then 500),
@@ -59,6 +59,8 @@ class Faults:
 
     ``retry_after`` is the ``Retry-After`` value sent with 429s (None: no header). HTTP wants whole
     seconds; a fraction such as 0.05 is sent as ``0.05`` so tests stay fast (the hook accepts it).
+    ``overloaded_retry_after`` is sent verbatim as ``Retry-After`` with 503s, as Hyperline's
+    ``IngestionOverloadedError`` does (None: no header); a string, so that tests can send broken ones.
     ``script`` lists outcomes for the next ingest requests, one each, before the rates apply:
     ``"429"``, any status such as ``"503"``, ``"drop"``, ``"store_then_500"``, ``"bad_201"`` (store, then
     answer 201 with a body that is not Hyperline's, as a misbehaving proxy might) or ``"ok"``.
@@ -68,6 +70,7 @@ class Faults:
 
     rate_429: float = 0.0
     retry_after: float | None = 0.05
+    overloaded_retry_after: str | None = None
     rate_5xx: float = 0.0
     status_5xx: int = 503
     rate_drop: float = 0.0
@@ -404,6 +407,8 @@ class Emulator:
             state.max_request_bytes = max(state.max_request_bytes, size)
 
     def _list(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        if not query.get("event_type", [""])[0]:
+            return 400, {"message": "event_type is required"}
         try:
             take = int(query.get("take", ["10"])[0])
             skip = int(query.get("skip", ["0"])[0])
@@ -418,9 +423,9 @@ class Emulator:
                 events = [stored[i] for i in wanted if i in stored]
             else:
                 events = list(stored.values())
-        for name in ("customer_id", "event_type"):
-            if name in query:
-                events = [e for e in events if e[name] == query[name][0]]
+        events = [e for e in events if e["event_type"] == query["event_type"][0]]
+        if "customer_id" in query:
+            events = [e for e in events if e["customer_id"] == query["customer_id"][0]]
         page = events[skip : skip + take]
         data = [
             {
@@ -550,7 +555,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(429, {"message": "Too many requests"}, headers=extra)
         if outcome.isdigit() and outcome != "200":
             emulator._note(int(outcome))
-            return self._send(int(outcome), {"message": f"Emulated HTTP {outcome}"}, headers=headers)
+            extra = dict(headers)
+            if outcome == "503" and faults.overloaded_retry_after is not None:
+                extra["Retry-After"] = faults.overloaded_retry_after
+            return self._send(int(outcome), {"message": f"Emulated HTTP {outcome}"}, headers=extra)
         if is_post and faults.max_body_bytes is not None and len(body) > faults.max_body_bytes:
             emulator._note(413, size=len(body))
             return self._send(413, {"message": "Request entity too large"}, headers=headers)

@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from hyperline_provider.limits import (
+    DEFAULT_TIMEOUT,
+    MAX_BATCH_EVENTS,
+    RATE_LIMIT_REQUESTS,
+    RATE_LIMIT_WINDOW_SECONDS,
+)
+
 # Must equal the distribution name in pyproject.toml: Airflow refuses a provider whose
 # "package-name" differs from the installed distribution.
 PACKAGE_NAME = "segment-hyperline-sync"
@@ -52,17 +59,25 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "batch_size": {
                         "label": "Batch size",
-                        "description": "Events per POST /v1/events/batch request (1-5000).",
-                        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 5000, "default": 5000},
+                        "description": f"Events per POST /v1/events/batch request (1-{MAX_BATCH_EVENTS}).",
+                        "schema": {
+                            "type": ["integer", "null"],
+                            "minimum": 1,
+                            "maximum": MAX_BATCH_EVENTS,
+                            "default": MAX_BATCH_EVENTS,
+                        },
                     },
                     "timeout": {
                         "label": "Request timeout (seconds)",
-                        "description": "Per-request timeout; empty means 60 seconds.",
+                        "description": f"Per-request timeout; empty means {DEFAULT_TIMEOUT:g} seconds.",
                         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
                     },
                     "max_requests_per_second": {
                         "label": "Max requests per second",
-                        "description": "Client-side request rate limit per worker; empty means no limit.",
+                        "description": (
+                            "Client-side request rate limit per worker; empty means no limit. Hyperline allows "
+                            f"{RATE_LIMIT_REQUESTS} requests per {RATE_LIMIT_WINDOW_SECONDS} s per API key."
+                        ),
                         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
                     },
                 },

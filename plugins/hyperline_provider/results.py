@@ -1,4 +1,4 @@
-"""Outcome of a ``HyperlineHook.send_events`` call and the errors it raises."""
+"""Outcome of a ``HyperlineHook.send_events`` call (the errors it raises are in ``exceptions``)."""
 
 from __future__ import annotations
 
@@ -57,42 +57,3 @@ class SendResult:
         merged.absorb(self)
         merged.absorb(other)
         return merged
-
-
-class HyperlineError(Exception):
-    """Base class of the hook's errors."""
-
-
-class HyperlineAuthError(HyperlineError):
-    """Hyperline answered 401/403: the API key is missing, invalid or for the other environment.
-
-    Never retried: resending with the same key cannot succeed.
-    """
-
-
-class HyperlineSendError(HyperlineError):
-    """A send stopped part-way; ``result`` holds what was settled before (``delivered`` = accepted)."""
-
-    def __init__(self, message: str, result: SendResult) -> None:
-        super().__init__(message)
-        self.result = result
-        self.delivered = result.accepted
-
-
-class HyperlineUnavailableError(HyperlineSendError):
-    """Hyperline stayed unreachable or erroring (5xx, 408, 429, timeouts) past the retry budget.
-
-    Retryable later: every event is keyed by ``record.id`` and Hyperline upserts, so resending is safe.
-    """
-
-
-class HyperlineRequestError(HyperlineSendError):
-    """Hyperline answered a 4xx other than 400/401/403/408/413/429 (e.g. 404 on a wrong host).
-
-    Not retried and not blamed on the events: it means the request itself (URL, host) is wrong.
-    ``status`` holds the HTTP status.
-    """
-
-    def __init__(self, message: str, result: SendResult, status: int) -> None:
-        super().__init__(message, result)
-        self.status = status

@@ -56,7 +56,11 @@ class RateLimiter:
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta seconds (fractions tolerated) or an HTTP-date."""
+    """Seconds to wait from a ``Retry-After`` header: delta seconds (fractions tolerated) or an HTTP-date.
+
+    None when absent or unusable, including negative seconds: a broken header must not read as
+    "retry at once". A date already past is 0.
+    """
     if not value:
         return None
     value = value.strip()
@@ -66,8 +70,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         when = _parse_datetime(value)
         if when is None:
             return None
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(seconds, 0.0) if seconds == seconds else None  # NaN guard
+        return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+    return seconds if seconds >= 0 else None  # also refuses NaN
 
 
 def parse_reset(value: str | None, now: datetime | None = None) -> float | None:

@@ -156,23 +156,49 @@ def test_single_event_endpoint(emulator: Emulator) -> None:
     assert list(emulator.events) == ["solo"]
 
 
+def listing(emu: Emulator, **params: Any) -> requests.Response:
+    """``GET /v1/events``; Hyperline requires ``event_type``, so it defaults to the one ``event`` uses."""
+    params.setdefault("event_type", "api_call")
+    headers = {"Authorization": f"Bearer {KEY}"}
+    return requests.get(emu.url + "/v1/events", params=params, headers=headers, timeout=10)
+
+
 def test_listing_pages_and_filters(emulator: Emulator) -> None:
     post(emulator, "/v1/events/batch", [event(f"r{i}", "cus_a" if i < 3 else "cus_b") for i in range(5)])
-    headers = {"Authorization": f"Bearer {KEY}"}
+    post(emulator, "/v1/events/batch", [{**event("other"), "event_type": "storage"}])
 
-    def listing(**params: Any) -> requests.Response:
-        return requests.get(emulator.url + "/v1/events", params=params, headers=headers, timeout=10)
-
-    page = listing(take=2, skip=1).json()
-    by_id = listing(record_id="r4,r0,missing").json()
-    by_customer = listing(customer_id="cus_b", take=100).json()
+    page = listing(emulator, take=2, skip=1).json()
+    by_id = listing(emulator, record_id="r4,r0,missing,other").json()
+    by_customer = listing(emulator, customer_id="cus_b", take=100).json()
+    by_type = listing(emulator, event_type="storage").json()
 
     assert page["meta"] == {"total": 5, "taken": 2, "skipped": 1}
     assert [e["record_id"] for e in page["data"]] == ["r1", "r2"]
     assert page["data"][0]["id"].startswith("evt_")
     assert [e["record_id"] for e in by_id["data"]] == ["r4", "r0"]
     assert by_customer["meta"]["total"] == 2
-    assert listing(take=101).status_code == 400
+    assert [e["record_id"] for e in by_type["data"]] == ["other"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"event_type": None}, 400),  # Hyperline requires it
+        ({"event_type": ""}, 400),
+        ({"take": 0}, 200),
+        ({"take": 100}, 200),
+        ({"take": 101}, 400),
+        ({"take": -1}, 400),
+        ({"take": "many"}, 400),
+        ({"event_type": "never_sent", "take": 0}, 200),  # what the hook's connection test sends
+    ],
+)
+def test_listing_is_as_strict_as_hyperline(emulator: Emulator, params: dict[str, Any], status: int) -> None:
+    answer = listing(emulator, **params)
+
+    assert answer.status_code == status
+    if status == 400:
+        assert answer.json()["message"]
 
 
 def test_delete_by_record_ids(emulator: Emulator) -> None:
@@ -212,11 +238,18 @@ def test_scripted_outcomes_apply_one_per_ingest_request(emulator: Emulator) -> N
     assert emulator.statuses[0] == 1
 
 
+def test_503_carries_the_overloaded_retry_after_verbatim(emulator: Emulator) -> None:
+    emulator.set_faults(Faults(script=("503", "500", "503"), overloaded_retry_after="-5"))
+
+    answers = [post(emulator, "/v1/events/batch", [event(str(i))]) for i in range(3)]
+
+    assert [a.status_code for a in answers] == [503, 500, 503]
+    assert [a.headers.get("Retry-After") for a in answers] == ["-5", None, "-5"]
+
+
 def test_listing_does_not_consume_the_script(emulator: Emulator) -> None:
     emulator.set_faults(Faults(script=("503",)))
-    listing = requests.get(emulator.url + "/v1/events", headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
-
-    assert listing.status_code == 200
+    assert listing(emulator).status_code == 200
     assert post(emulator, "/v1/events/batch", [event("a")]).status_code == 503
 
 
@@ -233,10 +266,9 @@ def test_random_faults_are_deterministic_with_a_seed() -> None:
 
 def test_always_status_applies_to_every_api_request(emulator: Emulator) -> None:
     emulator.set_faults(Faults(always_status=503))
-    listing = requests.get(emulator.url + "/v1/events", headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
 
     assert post(emulator, "/v1/events/batch", [event("a")]).status_code == 503
-    assert listing.status_code == 503
+    assert listing(emulator).status_code == 503
     assert emulator.events == {}
 
 

@@ -1,14 +1,9 @@
-"""SendResult and the hook's errors."""
+"""SendResult and the provider's errors."""
 
 from __future__ import annotations
 
-from hyperline_provider.results import (
-    FailedEvent,
-    HyperlineRequestError,
-    HyperlineSendError,
-    HyperlineUnavailableError,
-    SendResult,
-)
+from hyperline_provider.exceptions import HyperlineRequestError, HyperlineSendError, HyperlineUnavailableError
+from hyperline_provider.results import FailedEvent, SendResult
 
 
 def test_merge_adds_everything_and_leaves_both_alone() -> None:

@@ -78,8 +78,9 @@ def test_limiter_rejects_a_non_positive_rate() -> None:
         ("3", 3.0),
         ("0.05", 0.05),
         (" 7 ", 7.0),
-        ("-1", 0.0),
+        ("-1", None),  # broken: must not read as "retry at once"
         ("Fri, 20 Nov 2026 10:00:30 GMT", 30.0),
+        ("Fri, 20 Nov 2026 09:59:00 GMT", 0.0),  # already past
         ("", None),
         (None, None),
         ("soon", None),

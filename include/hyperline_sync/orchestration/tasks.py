@@ -16,11 +16,12 @@ from typing import Any
 import orjson
 
 from hyperline_sync.config.models import Config, PipelineConfig, load_config
+from hyperline_sync.orchestration.sender import make_sender
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.partitions import group_days, plan_days
+from hyperline_sync.pipeline.ports import Sender
 from hyperline_sync.pipeline.sync import (
     PartitionFailedError,
-    Sender,
     SyncJob,
     discard_dry_run_state,
     dry_run_dir,
@@ -112,19 +113,6 @@ def _may_send(source: PartitionSource, ledger: Ledger, pipeline: str, day: dt.da
     except Exception as exc:  # cannot tell: keep the order; that day's own task reports the error
         log.warning("cannot tell whether %s has units to sync (%s: %s); waiting for it", day, type(exc).__name__, exc)
         return True
-
-
-def make_sender(pipeline: PipelineConfig) -> Sender:
-    from hyperline_provider.hooks.hyperline import HyperlineHook
-
-    return HyperlineHook(
-        hyperline_conn_id=pipeline.hyperline_conn_id,
-        batch_size=pipeline.tuning.batch_size,
-        max_requests_per_second=pipeline.tuning.max_requests_per_second,
-        max_attempts=pipeline.tuning.send_max_attempts,
-        backoff_base=pipeline.tuning.send_backoff_seconds,
-        max_retry_seconds=pipeline.tuning.send_max_retry_seconds,
-    )
 
 
 def sync(

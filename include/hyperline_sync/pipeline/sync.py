@@ -16,18 +16,17 @@ import gc
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import pandas as pd
 
-from hyperline_provider.results import HyperlineUnavailableError
 from hyperline_sync.config.models import PipelineConfig
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.dedup import SeenIds
+from hyperline_sync.pipeline.ports import HyperlineUnavailableError, Sender, SendOutcome
 from hyperline_sync.pipeline.transform import ChunkResult
 from hyperline_sync.pipeline.volume import partition_warning
 from hyperline_sync.sources.base import PartitionSource, Unit
@@ -42,19 +41,6 @@ EVENT_FIELDS = ("customer_id", "event_type", "timestamp", "record")
 RENEW_SECONDS = 60.0
 GC_YOUNG_THRESHOLD = 50_000
 _DRY_RUN_STATE = "state"  # the subfolder of dry_run_dir holding a dry run's ids
-
-
-class SendOutcome(Protocol):
-    accepted: int
-    failed: list  # of objects with .event and .reason
-    requests: int
-    retries: int
-
-
-class Sender(Protocol):
-    """What the sync needs of a Hyperline client (HyperlineHook satisfies it)."""
-
-    def send_events(self, events: Iterable[Mapping], *, prevalidated: bool = False) -> SendOutcome: ...
 
 
 EventSink = Callable[[str, list[dict]], None]

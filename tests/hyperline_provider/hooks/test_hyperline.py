@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,16 +18,18 @@ import requests
 
 from hyperline_devtools.emulator import Emulator, Faults
 from hyperline_provider import PRODUCTION_HOST, SANDBOX_HOST
+from hyperline_provider.client.answers import Kind, failed_member, read_batch_answer
+from hyperline_provider.client.messages import auth_message
+from hyperline_provider.client.retry import RetryPolicy
+from hyperline_provider.exceptions import HyperlineError
 from hyperline_provider.hooks.hyperline import (
-    MAX_BATCH_BYTES,
     HyperlineAuthError,
     HyperlineHook,
     HyperlineRequestError,
     HyperlineUnavailableError,
     SendResult,
-    _failed_member,
-    _read_batch_answer,
 )
+from hyperline_provider.limits import MAX_BATCH_BYTES
 from hyperline_provider.throttle import RateLimiter
 
 KEY = "test_hook_secret_4f9a2c"
@@ -50,7 +53,7 @@ def assert_all_answered(result: SendResult, given: int) -> None:
 
 
 class FakeClock:
-    """Stands in for the hook's clock and sleep: waits are recorded and advance time, nothing blocks."""
+    """Stands in for the client's clock and sleep: waits are recorded and advance time, nothing blocks."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -93,9 +96,8 @@ def make_hook(connect: Callable[..., str]) -> Iterator[Callable[..., HyperlineHo
         kwargs.setdefault("backoff_base", 0.001)
         kwargs.setdefault("backoff_max", 0.01)
         hook = HyperlineHook(conn_id or connect(), **kwargs)
-        hook.clock = FakeClock()  # type: ignore[attr-defined]
-        hook._clock = hook.clock  # type: ignore[attr-defined]
-        hook._sleep = hook.clock.sleep  # type: ignore[attr-defined]
+        hook.clock = FakeClock()
+        hook.sleep = hook.clock.sleep
         hooks.append(hook)
         return hook
 
@@ -301,20 +303,20 @@ def event_json(record_id: str, **extra: Any) -> dict[str, Any]:
     ],
 )
 def test_batch_answers_are_read_whatever_their_member_order(answer: dict, expected: tuple | None) -> None:
-    assert _read_batch_answer(json.dumps(answer).encode()) == expected
-    assert _read_batch_answer(json.dumps(answer, separators=(",", ":")).encode()) == expected
+    assert read_batch_answer(json.dumps(answer).encode()) == expected
+    assert read_batch_answer(json.dumps(answer, separators=(",", ":")).encode()) == expected
 
 
 def test_only_the_failed_member_is_parsed_when_it_comes_last() -> None:
     created = [event_json(f"a{i}", events_failed=["x"]) for i in range(3)]
     usual = orjson.dumps({"events_created": created, "events_failed": [event_json("b")]})
-    assert _failed_member(usual) == [event_json("b")]
-    assert _failed_member(orjson.dumps({"events_failed": [], "events_created": created})) is None
+    assert failed_member(usual) == [event_json("b")]
+    assert failed_member(orjson.dumps({"events_failed": [], "events_created": created})) is None
 
 
 def test_a_truncated_answer_is_not_an_answer() -> None:
     content = json.dumps({"events_created": [event_json("a")], "events_failed": []}).encode()
-    assert _read_batch_answer(content[:-1]) is None
+    assert read_batch_answer(content[:-1]) is None
 
 
 def test_429_waits_retry_after_then_resends(emulator: Emulator, make_hook) -> None:
@@ -326,6 +328,48 @@ def test_429_waits_retry_after_then_resends(emulator: Emulator, make_hook) -> No
     assert (result.accepted, result.requests, result.retries) == (4, 2, 1)
     assert hook.clock.sleeps == [0.05]
     assert emulator.statuses == {429: 1, 201: 1}
+
+
+def test_503_waits_the_retry_after_hyperline_asks_for(emulator: Emulator, make_hook) -> None:
+    # Hyperline's IngestionOverloadedError: retry after Retry-After, with backoff and jitter
+    emulator.set_faults(Faults(script=("503",), overloaded_retry_after="3"))
+    hook = make_hook()
+
+    result = hook.send_events(make_events(4))
+
+    assert (result.accepted, result.requests, result.retries) == (4, 2, 1)
+    assert hook.clock.sleeps == [3.0]  # the backoff (<= 0.01 s here) is only a floor under it
+
+
+def test_a_long_retry_after_is_capped_by_the_policy(emulator: Emulator, make_hook) -> None:
+    emulator.set_faults(Faults(script=("503", "429"), overloaded_retry_after="3600", retry_after=3600))
+    hook = make_hook(max_rate_limit_wait=5)
+
+    result = hook.send_events(make_events(1))
+
+    assert result.accepted == 1
+    assert hook.clock.sleeps == [5.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    ("faults", "status"),
+    [
+        (Faults(script=("429",), retry_after=-5), 429),
+        (Faults(script=("503",), overloaded_retry_after="-5"), 503),
+        (Faults(script=("503",), overloaded_retry_after="soon"), 503),
+        (Faults(script=("503",), overloaded_retry_after="nan"), 503),
+        (Faults(script=("503",), overloaded_retry_after=""), 503),
+    ],
+)
+def test_a_broken_retry_after_falls_back_to_backoff(emulator: Emulator, make_hook, faults: Faults, status: int) -> None:
+    emulator.set_faults(faults)
+    hook = make_hook(backoff_base=0.2, backoff_max=10)
+
+    result = hook.send_events(make_events(2))
+
+    assert result.accepted == 2 and emulator.statuses[status] == 1
+    (wait,) = hook.clock.sleeps
+    assert 0.1 <= wait <= 0.2  # the first backoff, never "resend at once"
 
 
 def test_429_without_retry_after_backs_off(emulator: Emulator, make_hook) -> None:
@@ -445,10 +489,7 @@ def test_a_connection_without_key_fails_before_any_request(emulator: Emulator, c
     ],
 )
 def test_auth_message_says_which_environment_without_the_key(host: str, key: str, expected: str) -> None:
-    hook = HyperlineHook("hyperline_anything")
-    hook.base_url, hook._api_key = host, key
-
-    message = hook._auth_message(401, "Invalid API key")
+    message = auth_message("hyperline_anything", host, key, 401, "Invalid API key")
 
     assert expected in message
     assert key not in message
@@ -519,7 +560,7 @@ def test_spent_rate_limit_holds_requests_until_reset(emulator: Emulator, make_ho
         waits.append(seconds)
         time.sleep(seconds)
 
-    hook._sleep = sleep
+    hook.sleep = sleep
 
     result = hook.send_events(make_events(3))
 
@@ -529,22 +570,17 @@ def test_spent_rate_limit_holds_requests_until_reset(emulator: Emulator, make_ho
 
 
 def test_a_429_with_only_a_reset_time_waits_for_it() -> None:
-    hook = HyperlineHook("hyperline_anything", max_rate_limit_wait=60)
-    response = requests.Response()
-    response.status_code = 429
-    reset = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
-    response.headers["X-RateLimit-Reset"] = reset
+    headers = {"X-RateLimit-Reset": (datetime.now(UTC) + timedelta(seconds=30)).isoformat()}
 
-    assert 25 < hook._rate_limit_delay(response, attempt=1) <= 30
-    hook.max_rate_limit_wait = 5
-    assert hook._rate_limit_delay(response, attempt=1) == 5
+    assert 25 < RetryPolicy(max_server_wait=60).delay(Kind.RATE_LIMITED, headers, attempt=1) <= 30
+    assert RetryPolicy(max_server_wait=5).delay(Kind.RATE_LIMITED, headers, attempt=1) == 5
 
 
 def test_client_side_rate_limit_spaces_requests(emulator: Emulator, make_hook) -> None:
     hook = make_hook(batch_size=1, max_in_flight=1, max_requests_per_second=0.5)
     hook.send_events(make_events(1))
-    assert hook._rate_limiter.interval == 2.0  # built from max_requests_per_second
-    hook._rate_limiter = RateLimiter(0.5, clock=hook.clock)  # same pacing on the recorded clock
+    assert hook.client.rate_limiter.interval == 2.0  # built from max_requests_per_second
+    hook.client.rate_limiter = RateLimiter(0.5, clock=hook.clock)  # same pacing on the recorded clock
 
     result = hook.send_events(make_events(3, prefix="r"))
 
@@ -572,7 +608,8 @@ def test_extras_configure_the_hook_and_are_not_sent_as_headers(emulator: Emulato
     result = hook.send_events(make_events(7))
 
     assert result.batches == 3
-    assert (hook.batch_size, hook.timeout) == (3, 7.0)
+    settings = hook.read_settings()
+    assert (settings.batch_size, settings.timeout) == (3, 7.0)
     headers = {name.lower() for name in hook.get_conn().headers}
     assert not headers & {"batch_size", "timeout", "max_requests_per_second"}
 
@@ -618,6 +655,80 @@ def test_test_connection(emulator: Emulator, connect, make_hook) -> None:
     assert ok == (True, f"Connected to {emulator.url}; the API key was accepted.")
     assert refused[0] is False and "hyperline_wrong" in refused[1] and "test_wrong_secret_77" not in refused[1]
     assert unreachable[0] is False and "Cannot reach" in unreachable[1]
+
+
+def test_test_connection_makes_a_listing_hyperline_accepts(emulator: Emulator, make_hook) -> None:
+    # GET /v1/events requires event_type (the emulator is as strict); the check must not depend on data
+    make_hook().send_events(make_events(3))
+
+    assert make_hook().test_connection()[0] is True
+    assert emulator.statuses[200] == 1 and 400 not in emulator.statuses
+
+
+# ----------------------------------------------------------------------------- the key never leaks
+
+
+class FailingAdapter(requests.adapters.BaseAdapter):
+    """Fails every request with ``error``, quoting the Authorization header as requests' own
+    ``InvalidHeader`` does (an answer no server can stage)."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        super().__init__()
+        self.error = error
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        raise self.error(f"Invalid leading whitespace in header value {request.headers['Authorization']!r}")
+
+    def close(self) -> None:
+        pass
+
+
+def assert_no_secret(text: str, *secrets: str) -> None:
+    for secret in (KEY, *secrets):
+        assert secret.strip() not in text
+    assert "Bearer test_" not in text
+
+
+def rendered(error: BaseException) -> str:
+    """The error as a log line with its traceback (chained exceptions included) would show it."""
+    return "".join(traceback.format_exception(error))
+
+
+@pytest.mark.parametrize("padding", ["\n", " ", "\r\n", "\t "])
+def test_a_key_with_surrounding_whitespace_is_sent_stripped(emulator: Emulator, connect, make_hook, padding) -> None:
+    hook = make_hook(connect(password=f"{padding}{KEY}{padding}"))
+
+    result = hook.send_events(make_events(2))
+
+    assert result.accepted == 2 and emulator.auth_schemes == {"bearer": 1}
+    assert hook.test_connection()[0] is True
+
+
+@pytest.mark.parametrize("key", [f"{KEY}\nX-Injected: 1", "test_two words"])
+def test_a_key_with_inner_whitespace_is_refused_unsent_and_unnamed(emulator: Emulator, connect, make_hook, key) -> None:
+    with pytest.raises(HyperlineAuthError, match="whitespace or control characters") as raised:
+        make_hook(connect(password=key)).send_events(make_events(1))
+    ok, message = make_hook(connect("hyperline_other", password=key)).test_connection()
+
+    assert emulator.requests == 0 and ok is False
+    for text in (rendered(raised.value), message):
+        assert_no_secret(text, key, "test_two")
+
+
+@pytest.mark.parametrize("error", [requests.exceptions.InvalidHeader, ValueError, requests.ConnectionError])
+def test_no_error_raised_or_let_through_carries_the_key(emulator: Emulator, connect, make_hook, error) -> None:
+    hook = make_hook(adapter=FailingAdapter(error), max_attempts=2)
+
+    with pytest.raises(HyperlineError) as raised:
+        hook.send_events(make_events(1))
+    ok, message = make_hook(connect("hyperline_check"), adapter=FailingAdapter(error)).test_connection()
+
+    assert ok is False
+    expected = HyperlineUnavailableError if error is requests.ConnectionError else HyperlineRequestError
+    assert type(raised.value) is expected
+    assert error.__name__ in str(raised.value) and error.__name__ in message
+    for text in (rendered(raised.value), message):
+        assert_no_secret(text)
 
 
 # ----------------------------------------------------------------------------- logging

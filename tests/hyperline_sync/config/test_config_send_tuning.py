@@ -21,8 +21,8 @@ def test_defaults_match_the_hook():
 def test_send_keys_reach_the_hook():
     config = parse_config(_pipeline({"send_max_attempts": 15, "send_backoff_seconds": 0.01,
                                      "send_max_retry_seconds": 30}))
-    hook = make_sender(config.pipelines[0])
-    assert (hook.max_attempts, hook.backoff_base, hook.max_retry_seconds) == (15, 0.01, 30.0)
+    policy = make_sender(config.pipelines[0]).hook.retry_policy
+    assert (policy.max_attempts, policy.backoff_base, policy.max_retry_seconds) == (15, 0.01, 30.0)
 
 
 @pytest.mark.parametrize(
