@@ -16,7 +16,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, dag,
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
 from hyperline_provider.hooks.hyperline import HyperlineAuthError, HyperlineRequestError
-from hyperline_sync.config.models import CONFIG_ENV, PipelineConfig, load_config
+from hyperline_sync.config import CONFIG_ENV, PipelineConfig, load_config
 from hyperline_sync.orchestration import tasks
 from hyperline_sync.pipeline.partitions import PlanError, group_label
 

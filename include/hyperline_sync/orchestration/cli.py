@@ -19,7 +19,7 @@ from typing import IO
 
 import orjson
 
-from hyperline_sync.config.models import ConfigError, load_config
+from hyperline_sync.config import ConfigError, load_config
 from hyperline_sync.pipeline.partitions import PlanError, day_range, parse_day
 from hyperline_sync.pipeline.sync import PartitionFailedError, SyncJob, sync_partition
 from hyperline_sync.sources.base import open_source

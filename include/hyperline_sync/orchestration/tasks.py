@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from hyperline_sync.config.models import Config, PipelineConfig, load_config
+from hyperline_sync.config import Config, PipelineConfig, load_config
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.partitions import group_days, plan_days
 from hyperline_sync.pipeline.sync import (

@@ -61,8 +61,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hyperline_sync.config.mapping import INT_MAX, INT_MIN, MappingConfig, PropertyRule, build_record
+from hyperline_sync.config.mapping import MappingConfig, PropertyRule
 from hyperline_sync.config.models import PipelineConfig, WarehouseSourceConfig
+from hyperline_sync.pipeline.record import INT_MAX, INT_MIN, build_record
 from hyperline_sync.pipeline.transform import ChunkResult, TrackColumns, clean_customer_id, map_track_columns
 from hyperline_sync.sources.errors import UnitReadError
 
@@ -170,13 +171,7 @@ def quote_identifier(name: str) -> str:
 
 def _column_rule(rule: PropertyRule) -> PropertyRule:
     """A property rule whose names are warehouse columns (Segment's snake_case of the mapping's names)."""
-    if rule.keeps_all:
-        return rule
-    return PropertyRule(
-        include=None if rule.include is None else frozenset(snake_case(n) for n in rule.include),
-        exclude=frozenset(snake_case(n) for n in rule.exclude),
-        rename={snake_case(source): target for source, target in rule.rename.items()},
-    )
+    return rule if rule.keeps_all else rule.with_names(snake_case)
 
 
 def _utc(value: Any) -> Any:
@@ -461,7 +456,7 @@ class WarehouseSource:
     def _transform(self, unit: WarehouseUnit, plan: _TablePlan, rows: list[tuple], first_line: int) -> ChunkResult:
         """Rows of one page -> `TrackColumns` (sanitised, records built) -> the shared mapping stage."""
         mapping, names, customer_at = self.mapping, plan.names, plan.customer
-        static = mapping.static
+        static, withheld = mapping.static, mapping.withheld
         by_event: dict[str | None, tuple[PropertyRule, tuple[tuple[int, str], ...]]] = {}
         events, message_ids, customers, records, dropped = [], [], [], [], []
         plain = _PLAIN_TYPES
@@ -482,7 +477,7 @@ class WarehouseSource:
             properties = {
                 name: v if type(v) in plain else _value(v) for i, name in selected if (v := row[i]) is not None
             }
-            record, lost = build_record(message_id, properties, rule, static)
+            record, lost = build_record(message_id, properties, rule, static, withheld)
             events.append(event)
             message_ids.append(message_id)
             customers.append(value)
