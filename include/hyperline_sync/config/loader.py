@@ -92,14 +92,16 @@ class PipelineSet:
         return Config(state=self.state, pipelines=self.pipelines, path=self.path)
 
     def pipeline(self, name: str) -> tuple[Config, PipelineConfig]:
-        """One pipeline and the valid part of the file, or the `ConfigError` that pipeline has."""
+        """One pipeline and the valid part of the file, or the `ConfigError` that pipeline has (a
+        valid pipeline wins over a later one of the same name, which is broken as a duplicate)."""
+        if self.state is not None and any(pipeline.name == name for pipeline in self.pipelines):
+            config = Config(state=self.state, pipelines=self.pipelines, path=self.path)
+            return config, config.pipeline(name)
         for broken_name, error in self.broken:
             if broken_name == name:
                 raise error
-        if self.state is None or not self.pipelines:
-            raise ConfigError.of(self.issues, _source(self.path))
-        config = Config(state=self.state, pipelines=self.pipelines, path=self.path)
-        return config, config.pipeline(name)
+        known = ", ".join(p.name for p in self.pipelines)
+        raise ConfigError("pipelines", f"no pipeline named {name!r} (known: {known})", _source(self.path))
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
