@@ -28,7 +28,15 @@ from pydantic import AfterValidator, Field, field_validator
 
 from hyperline_sync.config.base import FrozenModel, Text
 from hyperline_sync.config.errors import problem, validate
-from hyperline_sync.pipeline.record import CREDENTIAL_PROPERTIES, credential_key, is_record_value, withheld_names
+from hyperline_sync.pipeline.record import (
+    CREDENTIAL_PROPERTIES,
+    Selection,
+    Withheld,
+    credential_key,
+    is_record_value,
+    selected,
+    withheld_names,
+)
 
 __all__ = ["DEFAULT_RULE_KEY", "MappingConfig", "PropertyRule", "parse_mapping"]
 
@@ -62,10 +70,13 @@ class PropertyRule(FrozenModel):
         """Checked once per event on the hot path (a cached property: computed once per rule)."""
         return self.include is None and not self.exclude and not self.rename
 
+    @cached_property
+    def selection(self) -> Selection:
+        """(include, exclude, rename) for `build_record`: plain locals read faster than model fields."""
+        return self.include, self.exclude, self.rename
+
     def selects(self, name: str, top: str) -> bool:
-        if self.include is not None and name not in self.include and top not in self.include:
-            return False
-        return name not in self.exclude and top not in self.exclude
+        return selected(self.include, self.exclude, name, top)
 
     def with_names(self, convert: Callable[[str], str]) -> PropertyRule:
         """The rule with its property names converted (e.g. to warehouse columns); targets unchanged."""
@@ -154,8 +165,8 @@ class MappingConfig(FrozenModel):
         return self.events.include is not None or bool(self.events.exclude)
 
     @cached_property
-    def withheld(self) -> frozenset[str]:
-        """Lowercased property names `build_record` drops as credentials (after `allow_properties`)."""
+    def withheld(self) -> Withheld:
+        """The property names `build_record` drops as credentials (after `allow_properties`)."""
         return withheld_names(self.allow_properties)
 
     def keeps_event(self, event: str) -> bool:

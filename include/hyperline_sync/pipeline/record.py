@@ -19,14 +19,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hyperline_sync.config.mapping import PropertyRule
 
+# A rule's include (None: every property), exclude and rename, as plain locals for the hot loop.
+Selection = tuple[frozenset[str] | None, frozenset[str], dict[str, str]]
+
 __all__ = [
     "CREDENTIAL_PROPERTIES",
     "INT_MAX",
     "INT_MIN",
     "WITHHELD",
+    "Selection",
+    "Withheld",
     "build_record",
     "credential_key",
     "is_record_value",
+    "selected",
     "withheld_names",
 ]
 
@@ -40,9 +46,6 @@ def _forms(name: str) -> frozenset[str]:
 
 _FORMS = {name: _forms(name) for name in CREDENTIAL_PROPERTIES}
 _CANONICAL = {form: name for name, forms in _FORMS.items() for form in forms}
-# Lowercased names dropped when nothing is allowed: a property is checked with one `lower()` and a
-# frozenset lookup per key.
-WITHHELD = frozenset(_CANONICAL)
 
 
 def credential_key(name: str) -> str | None:
@@ -50,10 +53,34 @@ def credential_key(name: str) -> str | None:
     return _CANONICAL.get(name.lower())
 
 
-def withheld_names(allowed: Iterable[str]) -> frozenset[str]:
-    """The lowercased names `build_record` drops, once the credentials in `allowed` are let through."""
+class Withheld:
+    """Which property names are withheld as credentials. The hot path reads `verdicts[name]` (one
+    dict lookup per property); a spelling not seen yet goes through `learn` (`lower()` and a set
+    lookup) and is remembered, up to `MEMO` spellings (property names are few; a hostile source's
+    endless new names are still checked, just not remembered)."""
+
+    __slots__ = ("names", "verdicts")
+    MEMO = 100_000
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names  # lowercased
+        self.verdicts: dict[str, bool] = {}
+
+    def learn(self, name: str) -> bool:
+        verdict = name.lower() in self.names
+        if len(self.verdicts) < self.MEMO:
+            self.verdicts[name] = verdict
+        return verdict
+
+
+def withheld_names(allowed: Iterable[str]) -> Withheld:
+    """The names `build_record` drops, once the credentials in `allowed` are let through."""
     let_through = {credential_key(name) for name in allowed}
-    return frozenset(form for form, name in _CANONICAL.items() if name not in let_through)
+    return Withheld(frozenset(form for form, name in _CANONICAL.items() if name not in let_through))
+
+
+# Every credential dropped: the default of `build_record`.
+WITHHELD = withheld_names(())
 
 
 _SCALARS = frozenset({str, float, bool})
@@ -93,16 +120,16 @@ def _homogeneous_scalars(items: list[Any]) -> bool:
 
 
 def build_record(
-    message_id: str, properties: Any, rule: PropertyRule, static: dict[str, Any], withheld: frozenset[str] = WITHHELD
+    message_id: str, properties: Any, rule: PropertyRule, static: dict[str, Any], withheld: Withheld = WITHHELD
 ) -> tuple[dict, int]:
     """Hyperline `record` for one event and the number of property values dropped. `withheld` is
-    the mapping's `withheld` (credential names, lowercased); by default every credential is dropped."""
+    the mapping's `withheld`; by default every credential is dropped."""
     record: dict[str, Any] = {}
     if type(properties) is dict:
         if rule.keeps_all:
             dropped = _flatten_all(properties, "", record, withheld)
         else:
-            dropped = _flatten_selected(properties, "", "", rule, record, withheld, False)
+            dropped = _flatten_selected(properties, "", "", rule.selection, record, withheld, False)
     else:
         # `properties` missing or null is normal; any other shape is a value we could not use.
         dropped = 0 if properties is None else 1
@@ -112,11 +139,16 @@ def build_record(
     return record, dropped
 
 
-def _flatten_all(properties: dict, prefix: str, record: dict, withheld: frozenset[str]) -> int:
+def _flatten_all(properties: dict, prefix: str, record: dict, withheld: Withheld) -> int:
     dropped = 0
+    verdicts = withheld.verdicts
     for key, value in properties.items():
         kind = type(value)
-        if key.lower() in withheld:
+        try:
+            secret = verdicts[key]
+        except KeyError:
+            secret = withheld.learn(key)
+        if secret:
             dropped += _values_in(value)
         # Cheapest checks first: this loop runs for every property of every event.
         elif (
@@ -145,22 +177,34 @@ def _values_in(value: Any) -> int:
     return 1
 
 
+def selected(include: frozenset[str] | None, exclude: frozenset[str], name: str, top: str) -> bool:
+    """A rule's selection of a property by its flattened name or its top-level name."""
+    if include is not None and name not in include and top not in include:
+        return False
+    return name not in exclude and top not in exclude
+
+
 def _flatten_selected(
-    properties: dict, prefix: str, top: str, rule: PropertyRule, record: dict, withheld: frozenset[str], hidden: bool
+    properties: dict, prefix: str, top: str, selection: Selection, record: dict, withheld: Withheld, hidden: bool
 ) -> int:
-    """`hidden`: inside an object named like a credential, whose selected values are dropped."""
+    """`selection` is the rule's (include, exclude, rename); `hidden`: inside an object named like a
+    credential, whose selected values are dropped."""
     dropped = 0
+    (include, exclude, rename), verdicts = selection, withheld.verdicts
     for key, value in properties.items():
         name = prefix + key
         top_name = top or key
-        secret = hidden or key.lower() in withheld
+        try:
+            secret = hidden or verdicts[key]
+        except KeyError:
+            secret = withheld.learn(key)
         if type(value) is dict:
-            if top_name not in rule.exclude:
-                dropped += _flatten_selected(value, name + "_", top_name, rule, record, withheld, secret)
+            if top_name not in exclude:
+                dropped += _flatten_selected(value, name + "_", top_name, selection, record, withheld, secret)
             continue
-        if not rule.selects(name, top_name):
+        if not selected(include, exclude, name, top_name):
             continue
-        target = rule.rename.get(name, name)
+        target = rename.get(name, name)
         if secret or not is_record_value(value) or target == "id" or target in record:
             dropped += 1
         else:
