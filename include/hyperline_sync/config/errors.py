@@ -48,7 +48,7 @@ class ConfigError(ValueError):
         self.key_path = key_path
         self.problem = problem
         self.source = source
-        self.issues = issues or (Issue(tuple(_split(key_path)), problem),)
+        self.issues = issues or (Issue((key_path,) if key_path else (), problem),)  # a top-level key
         where = f" (in {source})" if source else ""
         more = "".join(f"\n  {issue}" for issue in self.issues[1:])
         super().__init__(f"{key_path or '<root>'}: {problem}{where}{more}")
@@ -69,17 +69,11 @@ def key_path(loc: Loc) -> str:
     for key in loc:
         if isinstance(key, int):
             path += f"[{key}]"
-        elif _IDENTIFIER.match(key):
+        elif isinstance(key, str) and _IDENTIFIER.match(key):
             path = f"{path}.{key}" if path else key
         else:
             path += f'["{key}"]'
     return path
-
-
-def _split(path: str) -> Iterable[str | int]:
-    """The inverse of `key_path`, for errors raised with a path string."""
-    for name, index, quoted in re.findall(r'([^.\[\]]+)|\[(\d+)\]|\["([^"]*)"\]', path):
-        yield int(index) if index else (name or quoted)
 
 
 def type_name(value: Any) -> str:

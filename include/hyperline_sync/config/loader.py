@@ -34,7 +34,7 @@ from hyperline_sync.config.errors import (
     type_name,
     unknown_key,
 )
-from hyperline_sync.config.models import Config, PipelineConfig, StateConfig
+from hyperline_sync.config.models import PIPELINE_NAME, Config, PipelineConfig, StateConfig
 
 __all__ = ["CONFIG_ENV", "PipelineSet", "expand_env", "load_config", "parse_config", "read_pipelines"]
 
@@ -198,7 +198,7 @@ def _read(raw: Any, base_dir: Path, path: Path | None) -> PipelineSet:
         loc: Loc = ("pipelines", i)
         pipeline, own = _validate(PipelineConfig, item, loc, expansions, env_issues, base_dir)
         name = item.get("name") if isinstance(item, dict) else None
-        name = name if isinstance(name, str) and re.fullmatch(r"[a-z0-9_]+", name) else None
+        name = name if isinstance(name, str) and re.match(PIPELINE_NAME, name) else None
         if name in seen:
             own.append(Issue((*loc, "name"), f"duplicate pipeline name {shown(name, (*loc, 'name'), expansions)}"))
         if name:

@@ -12,7 +12,7 @@ import os
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from croniter import croniter
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 DAG_ID_PREFIX = "segment_to_hyperline__"
+PIPELINE_NAME = r"^[a-z0-9_]+$"
 DEFAULT_SCHEDULE = "0 * * * *"
 # Only the DAG's first possible interval: catchup is off, so an old date schedules nothing extra.
 DEFAULT_START_DATE = date(2024, 1, 1)
@@ -115,7 +116,7 @@ class TuningConfig(FrozenModel):
     min_volume_share: Annotated[float, number_check("must be a number >= 0 and <= 1", lambda x: 0 <= x <= 1)] = \
         Field(0.1, description="A day reading fewer events than this share of the recent daily volume is "
                                "flagged as suspiciously small.")
-    empty_partition: Annotated[str, BeforeValidator(lambda v: _one_of(v, ("warn", "fail")))] = \
+    empty_partition: Annotated[Literal["warn", "fail"], BeforeValidator(lambda v: _one_of(v, ("warn", "fail")))] = \
         Field("warn", description="What a partition with nothing to read does: warn (log, report) or fail.")
 
     @field_validator("max_requests_per_second", mode="before")
@@ -174,7 +175,7 @@ def _source(value: Any) -> Any:
 class PipelineConfig(FrozenModel):
     """One Segment source synced into one Hyperline account: one DAG."""
 
-    name: Annotated[Text, matching(r"^[a-z0-9_]+$", "lowercase letters, digits and _")] = Field(
+    name: Annotated[Text, matching(PIPELINE_NAME, "lowercase letters, digits and _")] = Field(
         description="The pipeline's name; its DAG is segment_to_hyperline__<name>.")
     source: Annotated[SourceConfig, BeforeValidator(_source)] = Field(
         description="Where the Segment events are read: kind s3_archive or warehouse.")
