@@ -70,7 +70,7 @@ def seed_events(archive: Path, count: int) -> list[dict]:
     """The first `count` Hyperline events of the archive, exactly as the pipeline builds them."""
     from _common import write_config
 
-    from hyperline_sync.config.models import load_config
+    from hyperline_sync.config import load_config
     from hyperline_sync.pipeline.sync import to_events
     from hyperline_sync.sources.base import open_source
 

@@ -67,7 +67,7 @@ class LocalSender:
 
 def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: str = "hook") -> dict[str, Any]:
     """sync_partition for each day, in this process; returns the summed counts and requests."""
-    from hyperline_sync.config.models import load_config
+    from hyperline_sync.config import load_config
     from hyperline_sync.orchestration import tasks
     from hyperline_sync.pipeline.breaker import CircuitBreaker
     from hyperline_sync.pipeline.sync import SyncJob, sync_partition

@@ -32,7 +32,7 @@ from _common import (  # shared with the other benchmarks
     read_and_dedup,
 )
 
-from hyperline_sync.config.models import TuningConfig  # light: no pandas, so the floor's RSS is unchanged
+from hyperline_sync.config.models import TuningConfig  # no pandas; pydantic (~15 MB, in every Airflow worker)
 
 CHUNK_LINES = TuningConfig().chunk_size  # the config's default
 MODES = ("floor", "naive", "ours")

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from _common import peak_rss_mb, read_and_dedup  # shared with the other benchmarks
 
-from hyperline_sync.config.models import TuningConfig  # light: no pandas, so the floor's RSS is unchanged
+from hyperline_sync.config.models import TuningConfig  # no pandas; pydantic (~15 MB, in every Airflow worker)
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DATABASE = "hyperline_bench_warehouse"
@@ -131,7 +131,7 @@ def copy_rows(conn, table: str, count: int) -> None:
 
 
 def pipeline():
-    from hyperline_sync.config.models import parse_config
+    from hyperline_sync.config import parse_config
 
     raw = {"pipelines": [{"name": "bench", "source": {"kind": "warehouse", "conn_id": "bench_warehouse",
                                                       "schema": SCHEMA, "events": list(TABLES)},

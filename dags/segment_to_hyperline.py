@@ -2,6 +2,7 @@
 
 plan (which days) -> sync (mapped, one task per day or group of days, capped by a pool) ->
 summarize (always runs; writes the report and fails the run naming failed partitions).
+A pipeline whose config is invalid gets a DAG of the same id whose one task fails with the error.
 The task bodies live in `hyperline_sync.orchestration.tasks`; this file only wires them to Airflow.
 """
 
@@ -16,7 +17,8 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, dag,
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
 from hyperline_provider.hooks.hyperline import HyperlineAuthError, HyperlineRequestError
-from hyperline_sync.config.models import CONFIG_ENV, PipelineConfig, load_config
+from hyperline_sync.config import CONFIG_ENV, DAG_ID_PREFIX, ConfigError, PipelineConfig, read_pipelines
+from hyperline_sync.config.models import DEFAULT_SCHEDULE, DEFAULT_START_DATE
 from hyperline_sync.orchestration import tasks
 from hyperline_sync.pipeline.partitions import PlanError, group_label
 
@@ -76,7 +78,7 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
     tuning, name = pipeline.tuning, pipeline.name
 
     @dag(
-        dag_id=f"segment_to_hyperline__{pipeline.name}",
+        dag_id=pipeline.dag_id,
         # A cron string alone would give zero-length intervals in Airflow 3; null = manual runs only.
         schedule=CronDataIntervalTimetable(pipeline.schedule, timezone="UTC") if pipeline.schedule else None,
         start_date=dt.datetime.combine(pipeline.start_date, dt.time(), tzinfo=dt.UTC),
@@ -134,8 +136,50 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
     return sync_dag()
 
 
+BROKEN_DOC = """
+Pipeline **{name}** is not synced: its configuration is invalid. Every run fails with the error
+below until the config file is fixed (the other pipelines of the file are not affected).
+
+```
+{error}
+```
+"""
+
+
+def build_broken_dag(name: str, error: ConfigError) -> DAG:
+    """A stand-in for a pipeline whose config is invalid: its runs fail at once, naming the error.
+    Failing loudly (scheduled like a default pipeline) beats a DAG that silently disappears; an
+    import error would take every pipeline of the file with it."""
+    message = str(error)
+
+    @dag(
+        dag_id=DAG_ID_PREFIX + name,
+        schedule=CronDataIntervalTimetable(DEFAULT_SCHEDULE, timezone="UTC"),
+        start_date=dt.datetime.combine(DEFAULT_START_DATE, dt.time(), tzinfo=dt.UTC),
+        catchup=False,
+        max_active_runs=1,
+        tags=["segment", "hyperline", "billing", "config-error"],
+        doc_md=BROKEN_DOC.format(name=name, error=message),
+        default_args={"owner": "billing", "retries": 0},
+    )
+    def broken_dag() -> None:
+        @task
+        def config_error() -> None:
+            raise AirflowFailException(f"invalid config of pipeline {name}: {message}")
+
+        config_error()
+
+    return broken_dag()
+
+
 if os.environ.get(CONFIG_ENV):
-    for _pipeline in load_config().pipelines:
+    # Nothing readable at all (no file, invalid YAML, no pipelines list) stays an import error.
+    _loaded = read_pipelines()
+    for _pipeline in _loaded.pipelines:
         globals()[_pipeline.dag_id] = build_dag(_pipeline)
+    for _name, _error in _loaded.broken:
+        log.error("pipeline %s is not scheduled, its config is invalid: %s", _name or "(unnamed)", _error)
+        if _name is not None and DAG_ID_PREFIX + _name not in globals():
+            globals()[DAG_ID_PREFIX + _name] = build_broken_dag(_name, _error)
 else:
     log.warning("%s is not set: no Segment -> Hyperline DAG is defined", CONFIG_ENV)

@@ -59,14 +59,16 @@ def test_hourly_schedule_has_a_real_data_interval(two_pipelines):
     assert dag.start_date == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
-def test_a_bad_config_is_an_import_error_naming_the_key(tmp_path, monkeypatch):
+def test_a_bad_pipeline_is_no_import_error_but_a_dag_naming_the_key(tmp_path, monkeypatch):
+    # An import error would remove every pipeline's DAG (see test_dag_config_errors.py).
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"pipelines": [{"name": "x", "source": {"kind": "s3_archive", "url": "ftp://x",
                                                                               "source_id": "s"}}]}))
     monkeypatch.setenv("HYPERLINE_SYNC_CONFIG", str(path))
-    errors = load_bag().import_errors
-    assert len(errors) == 1
-    assert "pipelines[0].source.url" in next(iter(errors.values()))
+    bag = load_bag()
+    assert bag.import_errors == {}
+    assert set(bag.get_dag("segment_to_hyperline__x").task_dict) == {"config_error"}
+    assert "pipelines[0].source.url" in bag.get_dag("segment_to_hyperline__x").doc_md
 
 
 def test_without_a_config_no_dag_is_defined_and_one_line_says_why(monkeypatch, caplog):

@@ -1,5 +1,6 @@
 """The `hyperline-sync` command. `preview` shows what a pipeline would send for a range of days;
-`prune` removes the dedup id files (and, with --dead-letters, the dead letters) of old days.
+`prune` removes the dedup id files (and, with --dead-letters, the dead letters) of old days;
+`validate` checks a config file and lists every problem (for CI).
 
 Preview runs the very code path of the DAG (`sync_partition`: listing, transform, dedup, ledger,
 dead letters) with a sender that writes events to a file instead of Hyperline, against a throwaway
@@ -19,7 +20,7 @@ from typing import IO
 
 import orjson
 
-from hyperline_sync.config.models import ConfigError, load_config
+from hyperline_sync.config import ConfigError, load_config
 from hyperline_sync.pipeline.partitions import PlanError, day_range, parse_day
 from hyperline_sync.pipeline.sync import PartitionFailedError, SyncJob, sync_partition
 from hyperline_sync.sources.base import open_source
@@ -96,6 +97,12 @@ def prune(
     return folders
 
 
+def validate(config_path: str | None) -> None:
+    """Raise `ConfigError` listing every problem of the file; print its pipelines when valid."""
+    config = load_config(config_path)
+    print(f"{config.path}: valid, pipelines: {', '.join(p.name for p in config.pipelines)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hyperline-sync", description="Segment -> Hyperline sync tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -111,9 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--before", required=True, help="remove the state of days before this one, YYYY-MM-DD")
     r.add_argument("--dead-letters", action="store_true", help="also remove those days' dead letters")
     r.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    v = commands.add_parser("validate", help="check a config file; exit 0 when valid, else list every problem")
+    v.add_argument("--config", help="pipelines YAML (default: $HYPERLINE_SYNC_CONFIG)")
     args = parser.parse_args(argv)
 
     try:
+        if args.command == "validate":
+            validate(args.config)
+            return 0
         if args.command == "prune":
             prune(args.config, args.pipeline, args.before, dead_letters=args.dead_letters, dry_run=args.dry_run)
             return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from hyperline_sync.config.models import Config, PipelineConfig, load_config
+from hyperline_sync.config import Config, PipelineConfig, read_pipelines
 from hyperline_sync.orchestration.sender import make_sender
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.partitions import group_days, plan_days
@@ -55,9 +55,9 @@ class PartitionsBusyError(RuntimeError):
 
 
 def load_pipeline(name: str) -> tuple[Config, PipelineConfig]:
-    """The config as it is now: tasks read it at run time, not from the DAG file's parse."""
-    config = load_config()
-    return config, config.pipeline(name)
+    """The config as it is now: tasks read it at run time, not from the DAG file's parse. Another
+    pipeline's config error does not stop this one (as it does not remove its DAG)."""
+    return read_pipelines().pipeline(name)
 
 
 def ledger_for(config: Config) -> Ledger:

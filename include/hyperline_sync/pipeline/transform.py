@@ -37,7 +37,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from hyperline_sync.config.mapping import MappingConfig, build_record
+from hyperline_sync.config.mapping import MappingConfig
+from hyperline_sync.pipeline.record import build_record
 from hyperline_sync.pipeline.rejects import failure_reason, raw_reject, storable
 from hyperline_sync.sources.archive.reading import MAX_LINE_BYTES, LineChunk
 
@@ -77,7 +78,7 @@ class TrackColumns:
     `customer_id` comes from `clean_customer_id`, `timestamp` is a string or None and
     `canonical[i]` tells whether it already has the `YYYY-MM-DDTHH:MM:SS.mmmZ` shape.
 
-    `record` and `dropped` come from `mapping.build_record` (built while the source still holds
+    `record` and `dropped` come from `record.build_record` (built while the source still holds
     the message, so its properties can be freed at once). `original(i)` returns message i without
     `writeKey` for a dead letter; it is only called for rejected rows, so a source may rebuild it.
     """
@@ -183,7 +184,7 @@ def _parse(chunk: LineChunk, mapping: MappingConfig) -> tuple[TrackColumns, list
     add_customer, add_timestamp, add_canonical = customers.append, timestamps.append, canonical.append
     add_record, add_dropped = records.append, dropped.append
     path = mapping.customer_id_path
-    static = mapping.static
+    static, withheld = mapping.static, mapping.withheld
     per_event = bool(mapping.properties)
     rule = mapping.rule_for("")
     skipped = 0
@@ -222,7 +223,7 @@ def _parse(chunk: LineChunk, mapping: MappingConfig) -> tuple[TrackColumns, list
                 timestamp, shaped = None, False
             if per_event:
                 rule = mapping.rule_for(event or "")
-            record, lost = build_record(message_id, properties, rule, static)
+            record, lost = build_record(message_id, properties, rule, static, withheld)
         except MemoryError:
             raise  # the process's state, not the line's
         except Exception as exc:

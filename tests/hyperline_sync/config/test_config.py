@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 import textwrap
 from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from hyperline_sync.config.mapping import MappingConfig, PropertyRule
-from hyperline_sync.config.models import (
+from hyperline_sync.config import (
     CONFIG_ENV,
-    DEFAULT_START_DATE,
     ConfigError,
+    MappingConfig,
+    PropertyRule,
     S3ArchiveSourceConfig,
     TuningConfig,
     load_config,
     parse_config,
 )
+from hyperline_sync.config.models import DEFAULT_START_DATE
 
 FULL = """
 state:
@@ -64,7 +65,7 @@ def error_of(raw: object) -> str:
     return str(caught.value)
 
 
-def test_full_config_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
+def test_full_config_parses_into_frozen_models(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, FULL))
 
     assert config.state.ledger_conn_id == "state_db"
@@ -81,8 +82,9 @@ def test_full_config_parses_into_frozen_dataclasses(tmp_path: Path) -> None:
     assert acme.schedule == "15 * * * *"
     assert acme.mapping.include_events == frozenset({"API Call"})
     assert acme.mapping.event_types == {"API Call": "api_call"}
-    assert acme.tuning == TuningConfig(1000, 500, 3, 2, 30, 2.5)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    assert acme.tuning == TuningConfig(chunk_size=1000, batch_size=500, dedup_window_days=3, lookback_days=2,
+                                       claim_ttl_minutes=30, max_requests_per_second=2.5)
+    with pytest.raises(ValidationError, match="frozen"):
         acme.name = "other"  # type: ignore[misc]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyperline_sync.config.models import ConfigError, TuningConfig, parse_config
+from hyperline_sync.config import ConfigError, TuningConfig, parse_config
 from hyperline_sync.orchestration.tasks import make_sender
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from hyperline_sync.config.mapping import ConfigError, MappingConfig, PropertyRule, build_record, parse_mapping
+from hyperline_sync.config import ConfigError, MappingConfig, PropertyRule, parse_mapping
+from hyperline_sync.pipeline.record import build_record
 
 KEEP_ALL = PropertyRule()
 

@@ -13,7 +13,7 @@ import pytest
 from hyperline_devtools.emulator import Emulator, Faults
 from hyperline_provider.exceptions import HyperlineAuthError
 from hyperline_provider.exceptions import HyperlineUnavailableError as ProviderUnavailableError
-from hyperline_sync.config.models import PipelineConfig, TuningConfig
+from hyperline_sync.config import PipelineConfig, S3ArchiveSourceConfig, TuningConfig
 from hyperline_sync.orchestration.sender import HookSender, make_sender
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.ports import HyperlineUnavailableError
@@ -33,8 +33,9 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
         yield emu
 
 
-def pipeline(source: Any = None) -> PipelineConfig:
+def pipeline(source: S3ArchiveSourceConfig | None = None) -> PipelineConfig:
     tuning = TuningConfig(send_max_attempts=2, send_backoff_seconds=0.001, breaker_failures=1)
+    source = source or S3ArchiveSourceConfig(url="file:///nonexistent", source_id="unused")
     return PipelineConfig(name="p", source=source, hyperline_conn_id=CONN_ID, tuning=tuning)
 
 

@@ -59,10 +59,10 @@ def test_any_error_while_mapping_one_line_is_that_lines_reject(monkeypatch: pyte
     """An error nobody foresaw in the mapping of one line fails that line, not the chunk."""
     build = transform.build_record
 
-    def fussy(message_id, properties, rule, static):  # type: ignore[no-untyped-def]
+    def fussy(message_id, properties, rule, static, withheld):  # type: ignore[no-untyped-def]
         if isinstance(properties, dict) and properties.get("boom"):
             raise KeyError("boom")
-        return build(message_id, properties, rule, static)
+        return build(message_id, properties, rule, static, withheld)
 
     monkeypatch.setattr(transform, "build_record", fussy)
     result = run(track(), track(properties={"boom": 1}), track())

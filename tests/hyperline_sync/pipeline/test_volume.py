@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from hyperline_sync.config import ConfigError, PipelineConfig, S3ArchiveSourceConfig, TuningConfig, parse_config
 from hyperline_sync.config.mapping import MappingConfig
-from hyperline_sync.config.models import ConfigError, PipelineConfig, S3ArchiveSourceConfig, TuningConfig, parse_config
 from hyperline_sync.pipeline.sync import PartitionFailedError, SyncJob, sync_partition
 from hyperline_sync.pipeline.volume import volume_warning
 from hyperline_sync.sources.archive.listing import day_folder

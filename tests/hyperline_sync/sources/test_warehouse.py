@@ -10,8 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from hyperline_sync.config.mapping import PropertyRule
-from hyperline_sync.config.models import parse_config
+from hyperline_sync.config import PropertyRule, parse_config
 from hyperline_sync.sources.base import open_source
 from hyperline_sync.sources.errors import UnitReadError
 from hyperline_sync.sources.warehouse.naming import column_for_path, column_rule, quote_identifier, snake_case

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperline_sync.config.models import parse_config
+from hyperline_sync.config import parse_config
 from hyperline_sync.sources.warehouse.source import WarehouseReadError
 from hyperline_sync.state.ledger import DONE, FAILED, Ledger
 from tests.hyperline_sync.sources.test_warehouse_postgres import (

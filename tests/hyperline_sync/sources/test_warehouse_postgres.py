@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from hyperline_sync.config.models import PipelineConfig, parse_config
+from hyperline_sync.config import PipelineConfig, parse_config
 from hyperline_sync.pipeline.sync import PartitionFailedError, SyncJob, sync_partition
 from hyperline_sync.sources.errors import UnitReadError
 from hyperline_sync.sources.warehouse.source import WarehouseReadError, WarehouseSource

@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from hyperline_sync.config.models import ConfigError, load_config, parse_config
+from hyperline_sync.config import ConfigError, load_config, parse_config
 from hyperline_sync.orchestration.cli import main
 from hyperline_sync.pipeline.dedup import SeenIds
 from hyperline_sync.state.ledger import DONE, FAILED, PENDING, RUNNING, Ledger

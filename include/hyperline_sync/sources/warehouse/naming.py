@@ -75,10 +75,4 @@ def quote_identifier(name: str) -> str:
 
 def column_rule(rule: PropertyRule) -> PropertyRule:
     """A property rule whose names are warehouse columns (Segment's snake_case of the mapping's names)."""
-    if rule.keeps_all:
-        return rule
-    return PropertyRule(
-        include=None if rule.include is None else frozenset(snake_case(n) for n in rule.include),
-        exclude=frozenset(snake_case(n) for n in rule.exclude),
-        rename={snake_case(source): target for source, target in rule.rename.items()},
-    )
+    return rule if rule.keeps_all else rule.with_names(snake_case)

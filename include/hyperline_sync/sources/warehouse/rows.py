@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from hyperline_sync.config.mapping import MappingConfig, PropertyRule, build_record
+from hyperline_sync.config.mapping import MappingConfig, PropertyRule
+from hyperline_sync.pipeline.record import build_record
 from hyperline_sync.pipeline.rejects import failure_reason, storable
 from hyperline_sync.pipeline.transform import ChunkResult, TrackColumns, clean_customer_id, map_track_columns
 from hyperline_sync.sources.warehouse.naming import COMMON_COLUMNS, CONTEXT_PREFIX, column_rule, snake_case
@@ -92,7 +93,7 @@ def transform_rows(
 ) -> ChunkResult:
     """Rows of one page -> `TrackColumns` (sanitised, records built) -> the shared mapping stage."""
     names, customer_at = plan.names, plan.customer
-    static = mapping.static
+    static, withheld = mapping.static, mapping.withheld
     by_event: dict[str | None, tuple[PropertyRule, tuple[tuple[int, str], ...]]] = {}
     events, message_ids, customers, records, dropped = [], [], [], [], []
     failed: list[dict[str, Any]] = []
@@ -115,7 +116,7 @@ def transform_rows(
             properties = {
                 name: v if type(v) in plain else record_value(v) for i, name in selected if (v := row[i]) is not None
             }
-            record, lost = build_record(message_id, properties, rule, static)
+            record, lost = build_record(message_id, properties, rule, static, withheld)
         except MemoryError:
             raise  # the process's state, not the row's
         except Exception as exc:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hyperline_sync.config.mapping import INT_MAX, INT_MIN
+from hyperline_sync.pipeline.record import INT_MAX, INT_MIN
 
 __all__ = ["iso_ms", "json_number", "record_value", "timestamp_texts", "utc"]
 
