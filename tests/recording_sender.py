@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from hyperline_sync.orchestration.cli import PreviewResult
+from hyperline_sync.orchestration.cli.preview import PreviewResult
 
 
 class Recorder:
