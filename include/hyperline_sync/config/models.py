@@ -153,6 +153,9 @@ class TuningConfig:
     # After each run, remove the dedup id files of days older than this (never of days a sync still
     # reads; see retention.py). None keeps them forever.
     state_retention_days: int | None = None
+    # A partition fails (its dead letters kept) when Hyperline refuses more than this share of the
+    # events it answered, and at least 100 of them: a proxy or API refusing everything is no bad data.
+    max_rejected_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -463,6 +466,7 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
             "send_backoff_seconds",
             "send_max_retry_seconds",
             "state_retention_days",
+            "max_rejected_share",
         },
     )
 
@@ -479,6 +483,10 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ConfigError(v.child(path, key), f"must be a number of seconds >= 0, got {value!r}")
         return float(value)
+
+    share = raw.get("max_rejected_share", defaults.max_rejected_share)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise ConfigError(v.child(path, "max_rejected_share"), f"must be a number > 0 and <= 1, got {share!r}")
 
     retention = raw.get("state_retention_days")
     if retention is not None:
@@ -499,6 +507,7 @@ def _parse_tuning(raw: Any, path: str) -> TuningConfig:
         send_backoff_seconds=seconds("send_backoff_seconds"),
         send_max_retry_seconds=seconds("send_max_retry_seconds"),
         state_retention_days=retention,
+        max_rejected_share=float(share),
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from hyperline_sync.pipeline.ports import redact_secrets
 from hyperline_sync.state.claims import ClaimHeartbeat, PartitionClaims, attempt_owner
 from hyperline_sync.state.schema import (
     COUNT_FIELDS,
@@ -49,15 +50,20 @@ __all__ = [
 class Ledger(PartitionClaims):
     """Partition and object progress for all pipelines, in one database."""
 
-    def __init__(self, url: str | sa.engine.URL, *, engine_kwargs: Mapping | None = None) -> None:
+    def __init__(self, url: str | sa.engine.URL, *, engine_kwargs: Mapping | None = None,
+                 secrets: Iterable[str] = ()) -> None:
         self.engine = sa.create_engine(url, future=True, **dict(engine_kwargs or {}))
+        self.secrets = tuple(secrets)  # removed, with any `Bearer <token>`, from every error text stored
         migrate(self.engine)
 
     @classmethod
-    def sqlite(cls, path: Path) -> Ledger:
+    def sqlite(cls, path: Path, secrets: Iterable[str] = ()) -> Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         # A busy timeout lets parallel mapped tasks on one machine share the file.
-        return cls(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 60}})
+        return cls(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 60}}, secrets=secrets)
+
+    def _redact(self, error: str | None) -> str | None:
+        return None if error is None else redact_secrets(error, self.secrets)
 
     def describe(self) -> str:
         """The database, without any password, for logs and errors."""
@@ -88,7 +94,7 @@ class Ledger(PartitionClaims):
                     claimed_by=None,
                     claim_expires_at=None,
                     finished_at=utcnow(),
-                    last_error=error,
+                    last_error=self._redact(error),
                     objects_total=sums.total,
                     objects_done=sums.done,
                     **{n: getattr(sums, n) for n in COUNT_FIELDS},
@@ -121,7 +127,7 @@ class Ledger(PartitionClaims):
     ) -> None:
         """Upsert the outcome of one object (the latest processing of a key wins)."""
         o = objects_table.c
-        values = dict(etag=etag, status=status, run_id=run_id, finished_at=utcnow(), error=error,
+        values = dict(etag=etag, status=status, run_id=run_id, finished_at=utcnow(), error=self._redact(error),
                       **counts.as_dict())
         with self.engine.begin() as conn:
             updated = conn.execute(
@@ -152,7 +158,7 @@ class Ledger(PartitionClaims):
 
     def set_breaker(self, pipeline: str, failures: int, open_until: dt.datetime | None, error: str | None) -> None:
         b = breaker_table.c
-        values = dict(consecutive_failures=failures, open_until=open_until, last_error=error)
+        values = dict(consecutive_failures=failures, open_until=open_until, last_error=self._redact(error))
         with self.engine.begin() as conn:
             if not conn.execute(breaker_table.update().where(b.pipeline == pipeline).values(**values)).rowcount:
                 conn.execute(breaker_table.insert().values(pipeline=pipeline, **values))
@@ -179,10 +185,11 @@ class Ledger(PartitionClaims):
         )
 
 
-def open_ledger(ledger_conn_id: str | None, state_dir: Path) -> Ledger:
+def open_ledger(ledger_conn_id: str | None, state_dir: Path, secrets: Iterable[str] = ()) -> Ledger:
     """The ledger a pipeline uses: Postgres through an Airflow connection, else SQLite in the state dir."""
     if not ledger_conn_id:
-        return Ledger.sqlite(state_dir / "ledger.db")
+        return Ledger.sqlite(state_dir / "ledger.db", secrets)
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    return Ledger(PostgresHook(postgres_conn_id=ledger_conn_id).sqlalchemy_url, engine_kwargs={"pool_pre_ping": True})
+    return Ledger(PostgresHook(postgres_conn_id=ledger_conn_id).sqlalchemy_url, engine_kwargs={"pool_pre_ping": True},
+                  secrets=secrets)
