@@ -224,7 +224,7 @@ def _claim(job: SyncJob, day: dt.date) -> None:
     name, partition, window = job.pipeline.name, day.isoformat(), job.pipeline.tuning.dedup_window_days
     previous = job.ledger.claim(name, partition, job.owner, job.claim_ttl, run_id=job.run_id)
     near = [(day + dt.timedelta(days=n)).isoformat() for n in range(-window, window + 1) if n]
-    others = job.ledger.live_claims(name, near, other_than_run=job.run_id) if near else {}
+    others = job.ledger.live_claims(name, near, other_than=job.owner) if near else {}
     if others:
         job.ledger.release(name, partition, job.owner, previous)
         held = ", ".join(f"{p} by {holder}" for p, holder in sorted(others.items()))

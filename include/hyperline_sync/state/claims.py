@@ -126,9 +126,9 @@ class PartitionClaims:
                 )
         return PENDING if row is None else row.status
 
-    def live_claims(self, pipeline: str, partitions: Iterable[str], other_than_run: str) -> dict[str, str]:
-        """partition -> holder, for those of `partitions` claimed (unexpired) by a run other than
-        `other_than_run` (a run's own tasks sync its days oldest first: see tasks.earlier_days_pending)."""
+    def live_claims(self, pipeline: str, partitions: Iterable[str], other_than: str) -> dict[str, str]:
+        """partition -> holder, for those of `partitions` claimed (unexpired) by an owner other than
+        `other_than`: another run, or another attempt of the same run (a zombie syncing a neighbour)."""
         p = partitions_table.c
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -136,7 +136,7 @@ class PartitionClaims:
                     p.pipeline == pipeline,
                     p.partition.in_(list(partitions)),
                     p.claimed_by.is_not(None),
-                    sa.or_(p.run_id.is_(None), p.run_id != other_than_run),
+                    p.claimed_by != other_than,
                     p.claim_expires_at > utcnow(),
                 )
             )

@@ -90,6 +90,8 @@ class ObjectDeadLetters:
         if size <= 0:
             self.partial.unlink(missing_ok=True)
             return
+        if not self.partial.exists():  # published, but the unit's end was not recorded: take it back
+            os.replace(self.path, self.partial)
         with open(self.partial, "r+b") as f:
             f.truncate(size)
 

@@ -18,8 +18,8 @@ def test_live_claims_lists_other_owners_unexpired_claims_only(ledger):
     ledger.claim("p", "2026-11-03", "dead", dt.timedelta(seconds=-1), run_id="x")
     ledger.claim("other", "2026-11-01", "run-c", TTL, run_id="c")
     days = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
-    assert ledger.live_claims("p", days, other_than_run="a") == {"2026-11-02": "run-b"}
-    assert ledger.live_claims("p", days, other_than_run="b") == {"2026-11-01": "run-a"}
+    assert ledger.live_claims("p", days, other_than="run-a") == {"2026-11-02": "run-b"}
+    assert ledger.live_claims("p", days, other_than="run-b") == {"2026-11-01": "run-a"}
 
 
 def test_claim_returns_the_previous_status_and_release_restores_it(ledger):
