@@ -122,8 +122,10 @@ def units_to_sync(
 def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
     """Sync one received day.
 
-    Raises PartitionFailedError when objects could not be read (the others are still synced), and
-    lets the sender's errors (Hyperline unreachable, bad credentials) through after recording them.
+    Raises PartitionFailedError when objects could not be read (the others are still synced) or
+    when Hyperline refused most events (SystemicRejectionError), PartitionBusyError when another
+    attempt holds the day or took the claim over, and lets the sender's errors (Hyperline
+    unreachable, bad credentials) through after recording them, redacted.
     """
     if job.sender is None and not job.dry_run:
         raise ValueError("a sync that is not a dry run needs a sender")

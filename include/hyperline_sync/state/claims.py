@@ -3,11 +3,11 @@
 An owner names one task attempt (`attempt_owner`): the run id, the mapped task's index and try,
 the host and pid, and a random token. Two processes of one run (a zombie and its retry, a task
 cleared while still running, two threads) are two owners, so only one of them passes the claim.
-A new attempt takes a held claim over only when it expired or its holder is known to have ended
-(a process of this host that no longer runs). While a partition is synced, `ClaimHeartbeat` renews
-the claim every third of its TTL from a background thread, so a short TTL is safe and a dead
-worker's claim expires soon; the sync checks the heartbeat before each send and stops if the claim
-was lost or could not be renewed in time.
+A new attempt takes a held claim over only when it expired or, for the next attempt of the same
+run, when its holder is known to have ended (a process of this host that no longer runs). While a
+partition is synced, `ClaimHeartbeat` renews the claim every third of its TTL from a background
+thread, so a short TTL is safe and a dead worker's claim expires soon; the sync checks the heartbeat
+before each send and stops if the claim was lost or could not be renewed in time.
 """
 
 from __future__ import annotations
@@ -78,14 +78,15 @@ class PartitionClaims:
     def claim(self, pipeline: str, partition: str, owner: str, ttl: dt.timedelta, run_id: str) -> str:
         """Take the partition for `owner`, or raise PartitionBusyError naming who holds it.
 
-        A claim is free when nobody holds it, it expired (its worker stopped renewing it) or its
-        holder is known to have ended (`holder_ended`). Returns the partition's status before the claim.
+        A claim is free when nobody holds it or it expired (its worker stopped renewing it); for
+        another attempt of the holder's own run (the task's retry), also when the holder is known to
+        have ended (`holder_ended`). Returns the partition's status before the claim.
         """
         now = utcnow()
         p = partitions_table.c
         with self.engine.begin() as conn:
             row = conn.execute(
-                sa.select(p.status, p.claimed_by).where(p.pipeline == pipeline, p.partition == partition)
+                sa.select(p.status, p.claimed_by, p.run_id).where(p.pipeline == pipeline, p.partition == partition)
             ).first()
             if row is None:
                 try:
@@ -97,7 +98,7 @@ class PartitionClaims:
                     pass  # another run inserted it first; the guarded update below decides
             free = [p.claimed_by.is_(None), p.claimed_by == owner, p.claim_expires_at < now]
             holder = None if row is None else row.claimed_by
-            if holder is not None and holder != owner and holder_ended(holder):
+            if holder is not None and holder != owner and row.run_id == run_id and holder_ended(holder):
                 log.info("partition %s: its holder %s has ended; taking the claim over", partition, holder)
                 free.append(p.claimed_by == holder)  # compare-and-swap: only if still that holder's
             taken = conn.execute(

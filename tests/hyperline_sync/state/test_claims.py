@@ -48,10 +48,12 @@ def test_two_attempts_of_one_run_are_two_owners_and_only_one_passes_the_claim(le
         ledger.claim("p", "d", attempt_owner(RUN, 0, 2), TTL, run_id=RUN)  # the retry of a live attempt
 
 
-def test_a_holder_that_ended_on_this_host_is_taken_over_at_once(ledger):
+def test_a_holder_that_ended_on_this_host_is_taken_over_at_once_by_its_runs_retry(ledger):
     dead = f"{RUN} [map 0, try 1] @{socket.gethostname()}:{ended_pid()}:0badc0de"
     assert holder_ended(dead)
     ledger.claim("p", "d", dead, TTL, run_id=RUN)
+    with pytest.raises(PartitionBusyError):  # another run waits for the claim to expire
+        ledger.claim("p", "d", attempt_owner("scheduled__x"), TTL, run_id="scheduled__x")
     retry = attempt_owner(RUN, 0, 2)
     ledger.claim("p", "d", retry, TTL, run_id=RUN)
     assert ledger.partitions("p")["d"].claimed_by == retry
