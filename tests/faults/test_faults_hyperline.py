@@ -13,6 +13,7 @@ import json
 import pytest
 
 from hyperline_devtools.emulator import Faults
+from hyperline_sync.pipeline.unit_sync import SLICE_BATCHES
 from hyperline_sync.state.ledger import DONE, FAILED, Counts
 from tests.faults.harness import DAYS, FAST_TUNING, HYPERLINE_CONN_ID, PIPELINE, RANGE, Harness, xcom_rows
 
@@ -143,8 +144,8 @@ def test_hyperline_going_down_mid_partition_marks_done_only_what_it_acknowledged
     interrupted = {i for i, n in h.emulator.post_counts.items() if n > 1}
     done_keys = {o["key"].removeprefix("logs/") for o in done_objects}
     assert not {h.manifest.expected_events[i].key for i in interrupted} & done_keys
-    # ...and of that object only the chunk whose send was in flight: the chunks before were checkpointed.
-    assert h.posted_again() <= FAST_TUNING["chunk_size"]
+    # ...and of that object only the slice whose send was in flight: what was answered was checkpointed.
+    assert h.posted_again() <= SLICE_BATCHES * FAST_TUNING["batch_size"]
     h.record("2b. Hyperline down mid-partition, rerun", len(h.manifest.expected_events))
 
 

@@ -3,9 +3,9 @@ acknowledged ids and checkpoints (`state.checkpoint`), and the partition's guard
 that refuses everything.
 
 A chunk's events are sent from a worker thread while the source reads and transforms the next
-chunk: one send at a time, settled (counted, dead-lettered, breaker updated, checkpointed) in the
-main thread before the next chunk is counted, so a checkpoint holds exactly the chunks before it and
-at most two chunks of events are held at once.
+chunk, in slices of SLICE_BATCHES batches, each checkpointed as soon as Hyperline answered it; the
+chunk is settled (counted, its transform rejects dead-lettered, checkpointed whole) in the main
+thread before the next chunk is counted, so at most two chunks of events are held at once.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 EVENT_FIELDS = ("customer_id", "event_type", "timestamp", "record")
 MIN_REJECTED = 100  # refusals below this many never fail a partition as systemic
+SLICE_BATCHES = 2  # batches per send (the hook's max_in_flight): what a fault can make a rerun post again
 
 
 class PartitionFailedError(RuntimeError):
@@ -69,6 +70,11 @@ class RejectionGuard:
             )
 
 
+def job_slice(job: SyncJob) -> int:
+    """Events per send: a fault mid-chunk costs a rerun this slice, not the chunk."""
+    return job.pipeline.tuning.batch_size * SLICE_BATCHES
+
+
 def to_events(frame: pd.DataFrame) -> list[dict]:
     """Hyperline event dicts from the transform's columns (column-wise, no per-row pandas access;
     a dict display is twice as fast as dict(zip(...)) here)."""
@@ -93,8 +99,10 @@ class UnitSync:
         self.saved: SavedProgress | None = None
         self.counts = Counts()  # this run's
         self.chunks = 0  # settled chunks from the unit's start, resumed ones included
-        self.acked: list[str] = []  # ids delivered since the last checkpoint (a dry run: all of them)
-        self.in_flight: tuple[Future[Any], pd.DataFrame, Counts] | None = None
+        self.answered: frozenset[str] = frozenset()  # of the chunk resumed mid-way, what was answered
+        self.partial = Counts()  # the settled slices of the chunk in flight
+        self.acked: list[str] = []  # a dry run's delivered ids (a real run's are in the checkpoint)
+        self.in_flight: tuple[Future[None], Counts, list[dict]] | None = None
 
     @property
     def unit_counts(self) -> Counts:
@@ -103,6 +111,7 @@ class UnitSync:
         if self.saved is not None:
             total.add(self.saved.counts)
         total.add(self.counts)
+        total.add(self.partial)
         return total
 
     def prepare(self) -> None:
@@ -113,6 +122,7 @@ class UnitSync:
             else:
                 self.saved = self.checkpoint.load()
         self.chunks = self.saved.chunks if self.saved else 0
+        self.answered = self.saved.answered if self.saved else frozenset()
         self.letters.resume(self.saved.letters_bytes if self.saved else 0)
         if self.saved:
             log.info("object %s: resuming after %d chunks already answered by Hyperline (%s)", self.unit.key,
@@ -135,6 +145,8 @@ class UnitSync:
                     # Count what the send in flight delivered, as if it had ended before the error.
                     with contextlib.suppress(Exception):
                         self._settle()
+                self.counts.add(self.partial)  # the answered slices of a chunk cut short
+                self.partial = Counts()
                 self.outcome.counts.add(self.counts)
                 self._failed(exc)
                 raise
@@ -146,67 +158,84 @@ class UnitSync:
         job = self.job
         fresh, duplicates = seen.filter(result.events)
         self._settle()  # the previous chunk is settled (and checkpointed) before this one is counted
-        for reject in result.rejects:
-            self.letters.add(reject["reason"], reject.get("line_no"), event=reject.get("event"),
-                             raw=reject.get("raw"))
-        # Counted once settled: a chunk whose send never got an answer is in no count (nor checkpoint).
+        # Counted once settled: of a chunk whose send did not end, only the slices that did count.
         chunk = Counts(read=result.read, skipped=result.skipped, rejected=result.rejected, duplicates=duplicates)
+        if self.answered:  # the chunk an earlier attempt was in: its answered slices are not sent again
+            done = fresh["message_id"].isin(self.answered).to_numpy()
+            chunk.read -= int(done.sum())
+            self.outcome.resumed += int(done.sum())
+            fresh, self.answered = fresh[~done], frozenset()
         self.outcome.dropped_properties += result.dropped_properties
         if fresh.empty:
-            self.counts.add(chunk)
-            self._checkpoint()
+            self._chunk_done(chunk, result.rejects)
             return
         events = to_events(fresh)
         if job.dry_run:
             chunk.sent = len(events)
-            self.counts.add(chunk)
             self.acked.extend(fresh["message_id"].tolist())  # into the dry run's own store
             if job.event_sink is not None:
                 job.event_sink(self.partition, events)
+            self._chunk_done(chunk, result.rejects)
             return
-        if job.breaker is not None:
-            job.breaker.check()
-        if self.heartbeat is not None:
-            self.heartbeat.check()  # a zombie whose claim was taken over must not send
-        self.in_flight = pool.submit(job.sender.send_events, events, prevalidated=True), fresh, chunk
+        self.in_flight = pool.submit(self._send, events, fresh), chunk, result.rejects
 
-    def _settle(self) -> None:
-        """Wait for the send in flight, if any, account for its outcome and checkpoint the chunk."""
-        if self.in_flight is None:
-            return
-        (future, fresh, chunk), self.in_flight = self.in_flight, None
-        breaker = self.job.breaker
-        try:
-            sent = future.result()
-        except HyperlineUnavailableError as exc:
-            if breaker is not None:
-                breaker.failure(exc)
-            raise
-        if breaker is not None:
-            breaker.success()
+    def _send(self, events: list[dict], fresh: pd.DataFrame) -> None:
+        """In the send thread: the chunk's events, a slice (SLICE_BATCHES batches) at a time, each
+        slice accounted and checkpointed as soon as Hyperline has answered it."""
+        job, step = self.job, job_slice(self.job)
+        ids, lines = fresh["message_id"].tolist(), fresh["line_no"].tolist()
+        for start in range(0, len(events), step):
+            if job.breaker is not None:
+                job.breaker.check()
+            if self.heartbeat is not None:
+                self.heartbeat.check()  # a zombie whose claim was taken over must not send
+            try:
+                sent = job.sender.send_events(events[start:start + step], prevalidated=True)
+            except HyperlineUnavailableError as exc:
+                if job.breaker is not None:
+                    job.breaker.failure(exc)
+                raise
+            if job.breaker is not None:
+                job.breaker.success()
+            acked, refused = self._account(sent, ids[start:start + step], lines[start:start + step])
+            self.checkpoint.save_slice(self.chunks, self.unit_counts, acked, refused, self.letters.save())
+
+    def _account(self, sent: Any, ids: list[str], lines: list[int]) -> tuple[list[str], list[str]]:
         self.outcome.requests += sent.requests
         self.outcome.retries += sent.retries
-        ids = fresh["message_id"].tolist()
         failed_ids = {_record_id(f.event) for f in sent.failed}
         if failed_ids:
-            line_of = dict(zip(ids, fresh["line_no"].tolist(), strict=True))
+            line_of = dict(zip(ids, lines, strict=True))
             for failure in sent.failed:
                 self.letters.add(failure.reason, line_of.get(_record_id(failure.event)), event=failure.event)
-        chunk.sent += sent.accepted
-        chunk.rejected += len(sent.failed)
-        self.counts.add(chunk)
-        self.acked.extend(i for i in ids if i not in failed_ids)
+        self.partial.read += len(ids)
+        self.partial.sent += sent.accepted
+        self.partial.rejected += len(sent.failed)
         self.guard.add(sent.accepted, len(sent.failed))
-        self._checkpoint()
+        return [i for i in ids if i not in failed_ids], [i for i in ids if i in failed_ids]
 
-    def _checkpoint(self) -> None:
+    def _settle(self) -> None:
+        """Wait for the chunk in flight, if any; once all of it is answered, count and checkpoint it."""
+        if self.in_flight is None:
+            return
+        (future, chunk, rejects), self.in_flight = self.in_flight, None
+        future.result()  # its error, if any, once the slices answered before it are accounted
+        chunk.sent += self.partial.sent
+        chunk.rejected += self.partial.rejected
+        self.partial = Counts()
+        self._chunk_done(chunk, rejects)
+
+    def _chunk_done(self, chunk: Counts, rejects: list[dict]) -> None:
+        for reject in rejects:
+            self.letters.add(reject["reason"], reject.get("line_no"), event=reject.get("event"),
+                             raw=reject.get("raw"))
+        self.counts.add(chunk)
         self.chunks += 1
         if self.checkpoint is None:
             return
         if self.heartbeat is not None:
             self.heartbeat.check()  # another attempt may own these files now
-        self.checkpoint.save(self.chunks, self.unit_counts, self.acked, self.letters.save())
-        self.acked = []
+        self.checkpoint.save_chunk(self.chunks, self.unit_counts, self.letters.save())
 
     def _done(self, seen: SeenIds) -> None:
         job, unit = self.job, self.unit

@@ -62,8 +62,8 @@ class FailingAfter(Recorder):
         return super().send_events(events, prevalidated=prevalidated)
 
 
-def job_for(source, state_dir: Path, sender, run_id: str) -> SyncJob:
-    config = PipelineConfig(name="it", source=source, tuning=TuningConfig(chunk_size=97))
+def job_for(source, state_dir: Path, sender, run_id: str, chunk_size: int, batch_size: int) -> SyncJob:
+    config = PipelineConfig(name="it", source=source, tuning=TuningConfig(chunk_size=chunk_size, batch_size=batch_size))
     return SyncJob(pipeline=config, ledger=Ledger.sqlite(state_dir / "ledger.db"), source=ArchiveSource(config),
                    state_dir=state_dir, output_dir=state_dir / "out", run_id=run_id, owner=run_id,
                    sender=sender)
@@ -74,23 +74,29 @@ def rows(paths) -> list[dict]:
     return sorted(found, key=lambda r: (r["source_key"], r["line_no"] or 0, r["reason"]))
 
 
-def test_a_rerun_resumes_after_what_hyperline_answered_and_keeps_the_dead_letters(sample_source, tmp_path) -> None:
+@pytest.mark.parametrize(("chunk_size", "batch_size"), [(97, 500), (400, 50)])
+def test_a_rerun_resumes_after_what_hyperline_answered_and_keeps_the_dead_letters(
+        sample_source, tmp_path, chunk_size: int, batch_size: int) -> None:
+    """(97, 500): a chunk is one send; (400, 50): a chunk is sent in slices of 2 batches, and the
+    outage hits a chunk mid-way (its answered slices are not sent again either)."""
     day = SAMPLE_DAYS[0]
     everything = Recorder()
-    clean = sync_partition(job_for(sample_source, tmp_path / "clean", everything, "clean"), day)
+    clean = sync_partition(job_for(sample_source, tmp_path / "clean", everything, "clean", chunk_size, batch_size),
+                           day)
 
-    down = FailingAfter(calls=12)  # mid-way through the day's second object (97-line chunks)
+    down = FailingAfter(calls=13)  # mid-way through the day's second object
     with pytest.raises(HyperlineUnavailableError) as failed:
-        sync_partition(job_for(sample_source, tmp_path / "state", down, "first"), day)
+        sync_partition(job_for(sample_source, tmp_path / "state", down, "first", chunk_size, batch_size), day)
     first = failed.value.partition_outcome
     rerun = Recorder()
-    job = job_for(sample_source, tmp_path / "state", rerun, "rerun")
+    job = job_for(sample_source, tmp_path / "state", rerun, "rerun", chunk_size, batch_size)
     outcome = sync_partition(job, day)
 
     posts = Counter(e["record"]["id"] for e in down.events + rerun.events)
     assert set(posts) == {e["record"]["id"] for e in everything.events}
     again = sum(n - 1 for n in posts.values())
     assert 0 < again <= down.in_flight // 2  # only what the send in flight had posted before it gave up
+    assert down.in_flight <= 2 * batch_size
     # The ledger's counts are those of a sync in one go. Each run's own counts add up; the rerun read
     # again, without sending or counting them, the lines the first run had settled (`resumed`).
     state = job.ledger.partitions("it")[day.isoformat()]
