@@ -11,16 +11,16 @@ couple of batches (what the hook has on the wire at once), and after each slice:
   the chunks fully settled, the unit's counts so far (a chunk in progress counts only the events of
   its settled slices: read = sent + rejected there) and the sizes of the files above.
 
-When a chunk is settled its ids move to `<sha1(key)>.acked` (one JSON string a line; read by the
-dedup like the committed id files: the events were delivered), its transform rejects go to the dead
-letters, and the checkpoint says one chunk more. A rerun of the same version with the same chunk
-size resumes: the files are cut back to the saved sizes (dropping what a send in flight may have
-appended), the settled chunks are read again but not sent, the chunk in progress is sent without the
-events its settled slices already had answered, and the unit's counts start from the saved ones, so
-the ledger row ends as if the unit had been synced in one go. After any fault, what is posted again
-is at most the slice that was in flight. The run's own counts leave those lines out: they are in
-`PartitionOutcome.resumed`. When the unit is done its ids are committed to the id file and the
-checkpoint files are removed.
+When a chunk is settled its ids move to `<sha1(key)>.acked` (one id a line, JSON-quoted when it
+could be misread; read by the dedup like the committed id files: the events were delivered), its
+transform rejects go to the dead letters, and the checkpoint says one chunk more. A rerun of the
+same version with the same chunk size resumes: the files are cut back to the saved sizes (dropping
+what a send in flight may have appended), the settled chunks are read again but not sent, the chunk
+in progress is sent without the events its settled slices already had answered, and the unit's
+counts start from the saved ones, so the ledger row ends as if the unit had been synced in one go.
+After any fault, what is posted again is at most the slice that was in flight. The run's own counts
+leave those lines out: they are in `PartitionOutcome.resumed`. When the unit is done its ids are
+committed to the id file and the checkpoint files are removed.
 
 A checkpoint of another version or chunk size is not resumed: the unit is read from its start, and
 the ids already acknowledged stay known (as the committed ids of a rewritten object do), so they count
@@ -94,8 +94,9 @@ class UnitCheckpoint:
 
     def save_chunk(self, chunks: int, counts: Counts, letters_bytes: int) -> None:
         """Record `chunks` settled chunks: the ids of the one just settled join the unit's acked ids."""
-        pending = _ids(self.chunk_acked.read_bytes()) if self.chunk_acked.exists() else []
-        _append(self.acked, pending)
+        pending = self.chunk_acked.read_bytes() if self.chunk_acked.exists() else b""
+        with open(self.acked, "ab") as f:
+            f.write(pending)
         self._acked_bytes = self.acked.stat().st_size
         self._refused = []
         self._write(chunks, counts, letters_bytes, chunk_acked_bytes=0)
@@ -128,7 +129,16 @@ class UnitCheckpoint:
 def _append(path: Path, ids: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab") as f:
-        f.write(b"".join(orjson.dumps(i) + b"\n" for i in ids))
+        f.write(_encode(ids))
+
+
+def _encode(ids: list[str]) -> bytes:
+    """One id a line: as is, or as a JSON string when it could be misread (a newline, a leading quote)."""
+    text = "\n".join(ids)
+    if text.count("\n") == len(ids) - 1 and '"' not in text and "\r" not in text:  # the usual case, fast
+        return (text + "\n").encode() if ids else b""
+    return b"".join(orjson.dumps(i) + b"\n" if "\n" in i or "\r" in i or i.startswith('"') else
+                    i.encode() + b"\n" for i in ids)
 
 
 def _cut(path: Path, size: int) -> None:
@@ -145,9 +155,16 @@ def read_acked(path: Path) -> list[str]:
 
 
 def _ids(data: bytes) -> list[str]:
-    # One JSON string a line; a line cut short by a crash mid-append is not an acknowledged id.
+    text = data.decode()
+    lines = text.split("\n")
+    lines.pop()  # after the last newline: nothing, or a line cut short by a crash (not an acknowledged id)
+    if '"' not in text:
+        return lines
     ids = []
-    for line in data.splitlines():
+    for line in lines:
+        if not line.startswith('"'):
+            ids.append(line)
+            continue
         with contextlib.suppress(orjson.JSONDecodeError):
             ids.append(orjson.loads(line))
     return ids
