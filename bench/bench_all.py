@@ -483,7 +483,7 @@ def profile_notes(results: dict[str, Any]) -> str:
         *(f"| `{r['function']}` | {r['calls']:,} | {r['own_s']:.2f} | {r['cumulative_s']:.2f} |" for r in costs["own"]),
         "",
         "Top five by cumulative time (the frames that only loop and delegate, `sync_partition`, "
-        "`_ObjectSync.run/_chunk` and `ArchiveSource.chunks`, left out):",
+        "`UnitSync.run/_chunk` and `ArchiveSource.chunks`, left out):",
         "",
         "| function | calls | own s | cumulative s |",
         "|---|--:|--:|--:|",

@@ -100,7 +100,8 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
         def plan() -> list[list[str]]:
             ctx = get_current_context()
             try:
-                return tasks.plan(name, dict(ctx["params"]), _data_interval(ctx), ctx["dag_run"].run_after)
+                return tasks.plan(name, dict(ctx["params"]), _data_interval(ctx), ctx["dag_run"].run_after,
+                                  run_id=ctx["run_id"])
             except PlanError as exc:
                 raise AirflowFailException(str(exc)) from exc
 
@@ -114,8 +115,10 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
             if waiting and patient:
                 log.info("syncing oldest first: waiting for %s of this run (rescheduled, no slot held)", waiting)
                 raise AirflowRescheduleException(_utcnow() + WAIT_POLL)
+            ti = ctx["ti"]  # the claims are this attempt's: a zombie of it and its retry never both sync
             try:
-                return tasks.sync(name, days, dict(ctx["params"]), ctx["run_id"], wait_if_busy=patient)
+                return tasks.sync(name, days, dict(ctx["params"]), ctx["run_id"], wait_if_busy=patient,
+                                  map_index=ti.map_index, try_number=ti.try_number)
             except tasks.PartitionsBusyError as exc:
                 log.info("%s: rescheduled, no slot held", exc)
                 raise AirflowRescheduleException(_utcnow() + WAIT_POLL) from exc
@@ -123,7 +126,7 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
                 raise AirflowFailException(str(exc)) from exc
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-        def summarize(groups: list[list[str]]) -> dict:
+        def summarize(groups: list[list[str]] | None) -> dict:  # None: plan failed
             ctx = get_current_context()
             try:
                 return tasks.summarize(name, groups, dict(ctx["params"]), ctx["run_id"])

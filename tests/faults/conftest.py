@@ -136,10 +136,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not results:
         return
     terminalreporter.section("fault scenarios")
-    terminalreporter.write_line(f"{'scenario':<58}{'expected':>10}{'at Hyperline':>14}{'sent twice':>12}  result")
+    terminalreporter.write_line(f"{'scenario':<58}{'expected':>10}{'at Hyperline':>14}{'sent twice':>12}"
+                                f"{'posted again':>14}  result")
     for row in results:
         terminalreporter.write_line(f"{row['scenario']:<58}{row['expected']:>10}{row['at_hyperline']:>14}"
-                                    f"{row['sent_twice']:>12}  {row['result']}")
+                                    f"{row['sent_twice']:>12}{row['posted_again']:>14}  {row['result']}")
 
 
 @pytest.fixture(scope="session", autouse=True)

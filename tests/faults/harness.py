@@ -78,9 +78,10 @@ class Evidence:
         if text:
             self.texts.append((where, text))
 
-    def result(self, scenario: str, expected: int, at_hyperline: int, sent_twice: int, result: str) -> None:
+    def result(self, scenario: str, expected: int, at_hyperline: int, sent_twice: int, posted_again: int,
+               result: str) -> None:
         self.results.append({"scenario": scenario, "expected": expected, "at_hyperline": at_hyperline,
-                             "sent_twice": sent_twice, "result": result})
+                             "sent_twice": sent_twice, "posted_again": posted_again, "result": result})
 
 
 def pipeline_config(
@@ -176,7 +177,12 @@ class Harness:
         return {p.name: read_dead_letters(p) for p in sorted(folder.glob(pattern))}
 
     def sent_twice(self) -> int:
+        """Events posted more than once."""
         return sum(1 for n in self.emulator.post_counts.values() if n > 1)
+
+    def posted_again(self) -> int:
+        """Posts beyond each event's first: what reruns, retries and lost acks sent again."""
+        return sum(n - 1 for n in self.emulator.post_counts.values())
 
     # -- the checks every scenario makes -------------------------------------------------------------
     def assert_exact(self, expected: Iterable[str] | None = None) -> None:
@@ -232,7 +238,8 @@ class Harness:
         return out + err
 
     def record(self, scenario: str, expected: int, result: str = "pass") -> None:
-        self.evidence.result(scenario, expected, len(self.emulator.events), self.sent_twice(), result)
+        self.evidence.result(scenario, expected, len(self.emulator.events), self.sent_twice(), self.posted_again(),
+                             result)
 
 
 def upload(s3: Any, bucket: str, root: Path, prefix: str = ARCHIVE_PREFIX) -> None:
@@ -253,3 +260,22 @@ def xcom_rows(run_ids: Iterable[str] | None = None) -> list[tuple]:
         rows = db.execute("SELECT dag_id, run_id, task_id, map_index, key, value FROM xcom").fetchall()
     wanted = None if run_ids is None else set(run_ids)
     return [row for row in rows if wanted is None or row[1] in wanted]
+
+
+def make_job(run_id: str, sender: Any = None) -> Any:
+    """What tasks.sync builds for one attempt of a run (a SyncJob), with its own ledger connection."""
+    from hyperline_sync.orchestration import tasks
+    from hyperline_sync.pipeline.sync import SyncJob
+    from hyperline_sync.sources.base import open_source
+
+    config, pipeline = tasks.load_pipeline(PIPELINE)
+    return SyncJob(pipeline=pipeline, ledger=tasks.ledger_for(config), source=open_source(pipeline),
+                   state_dir=config.state.dir, output_dir=config.state.output_dir, run_id=run_id, owner=run_id,
+                   sender=sender or make_sender())
+
+
+def make_sender() -> Any:
+    """The pipeline's real Hyperline sender (the hook), as the sync task makes it."""
+    from hyperline_sync.orchestration import tasks
+
+    return tasks.make_sender(tasks.load_pipeline(PIPELINE)[1])

@@ -13,7 +13,8 @@ import json
 import pytest
 
 from hyperline_devtools.emulator import Faults
-from hyperline_sync.state.ledger import DONE, FAILED
+from hyperline_sync.pipeline.unit_sync import SLICE_BATCHES
+from hyperline_sync.state.ledger import DONE, FAILED, Counts
 from tests.faults.harness import DAYS, FAST_TUNING, HYPERLINE_CONN_ID, PIPELINE, RANGE, Harness, xcom_rows
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # a hang fails in minutes
@@ -143,6 +144,8 @@ def test_hyperline_going_down_mid_partition_marks_done_only_what_it_acknowledged
     interrupted = {i for i, n in h.emulator.post_counts.items() if n > 1}
     done_keys = {o["key"].removeprefix("logs/") for o in done_objects}
     assert not {h.manifest.expected_events[i].key for i in interrupted} & done_keys
+    # ...and of that object only the slice whose send was in flight: what was answered was checkpointed.
+    assert h.posted_again() <= SLICE_BATCHES * FAST_TUNING["batch_size"]
     h.record("2b. Hyperline down mid-partition, rerun", len(h.manifest.expected_events))
 
 
@@ -195,3 +198,37 @@ def report_texts(h: Harness) -> str:
 def xcom_text(run_ids: list[str]) -> str:
     return "\n".join(f"{row}" for row in xcom_rows(run_ids))
 
+
+
+def test_hyperline_refusing_everything_fails_the_partition_and_keeps_the_dead_letters(harness: Harness):
+    """2c. Hyperline (or a proxy before it) answers 422 to every request: bisection would dead-letter
+    every event and call the day done. More than tuning.max_rejected_share of the events refused (and
+    at least 100) fails the partition instead; after the fix, the rerun sends the refused events."""
+    h = harness
+    h.configure(tuning={"chunk_size": 500})  # one batch a chunk: the guard trips after one bisected batch
+    h.emulator.set_faults(Faults(always_status=422))
+    one_day = {"start": DAYS[0].isoformat(), "end": DAYS[1].isoformat()}
+    run = h.run(one_day)
+    assert run.state == "failed"
+    assert h.emulator.events == {}
+
+    part = h.report(run.run_id)["partitions"][0]
+    assert part["status"] == FAILED
+    assert "SystemicRejectionError: Hyperline refused" in part["error"]
+    assert "over tuning.max_rejected_share = 0.5" in part["error"]
+    state = h.ledger().partitions(PIPELINE)[DAYS[0].isoformat()]
+    assert state.status == FAILED and "refusal of everything" in state.last_error
+    refused = [row for rows in h.dead_letters(DAYS[0]).values() for row in rows
+               if row["reason"].startswith("rejected_by_hyperline: HTTP 422")]
+    assert len(refused) >= 100  # the dead letters stay
+    assert part["counts"]["rejected"] >= len(refused) and Counts(**part["counts"]).balanced
+
+    h.emulator.set_faults(Faults())  # the proxy is fixed
+    rerun = h.run({"partitions": ["failed"]})
+    assert rerun.state == "success"
+    expected = {i for i, e in h.manifest.expected_events.items() if e.day == DAYS[0]}
+    h.assert_exact(expected)
+    h.assert_ledger_matches_manifest([DAYS[0]])
+    assert not [row for rows in h.dead_letters(DAYS[0]).values() for row in rows
+                if row["reason"].startswith("rejected_by_hyperline")]
+    h.record("2c. Hyperline answers 422 to everything, rerun", len(expected))

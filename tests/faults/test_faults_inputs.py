@@ -246,3 +246,40 @@ def iam_client(endpoint: str) -> Any:
     return boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing")
 
+
+
+def test_reruns_of_a_truncated_object_post_nothing_again(harness: Harness, tmp_path: Path):
+    """5b. A truncated gzip stays in the archive and the failed partition is rerun three times: each
+    rerun reads the object again up to the break, but what Hyperline acknowledged before it is not sent
+    again (file:// archive of one day)."""
+    h = harness
+    day = DAYS[0]
+    root = tmp_path / "archive"
+    target = root / folder(day, base="")
+    target.mkdir(parents=True)
+    for key, d in h.manifest.object_days.items():
+        if d == day:
+            (target / Path(key).name).write_bytes((h.manifest.root / key).read_bytes())
+    truncated = fresh_events(h, 404, day, 6000)
+    whole = gzip.compress(ndjson(truncated), mtime=0)
+    (target / "zz-truncated.gz").write_bytes(whole[: len(whole) * 6 // 10])
+    h.configure(source_url=f"file://{root}")
+    one_day = {"start": day.isoformat(), "end": DAYS[1].isoformat()}
+
+    first = h.run(one_day)
+    assert first.state == "failed"
+    sent_before_break = h.ledger().objects(PIPELINE, day.isoformat())[-1]
+    assert sent_before_break["key"].endswith("zz-truncated.gz") and sent_before_break["sent"] > 0
+    for _ in range(3):
+        rerun = h.run({"partitions": ["failed"]})
+        assert rerun.state == "failed"
+        part = h.report(rerun.run_id)["partitions"][0]
+        assert "zz-truncated.gz: truncated gzip stream" in part["error"]
+        assert part["resumed"] > 0 and part["counts"]["sent"] == 0  # read again up to the break, not sent
+    expected = {i for i, e in h.manifest.expected_events.items() if e.day == day}
+    expected |= {i for i, _ in truncated[: sent_before_break["sent"]]}
+    h.assert_exact(expected)
+    assert h.posted_again() == 0
+    row = {o["key"]: o for o in h.ledger().objects(PIPELINE, day.isoformat())}[sent_before_break["key"]]
+    assert (row["status"], row["sent"], row["read"]) == (FAILED, sent_before_break["sent"], sent_before_break["read"])
+    h.record("5b. truncated gzip left in place, rerun x3", len(expected))

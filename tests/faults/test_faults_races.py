@@ -14,11 +14,9 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from hyperline_sync.orchestration import tasks
 from hyperline_sync.pipeline.sync import SyncJob, sync_partition
-from hyperline_sync.sources.base import open_source
 from hyperline_sync.state.ledger import PartitionBusyError
-from tests.faults.harness import DAYS, PIPELINE, Harness
+from tests.faults.harness import DAYS, PIPELINE, Harness, make_job, make_sender
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # a hang fails in minutes
 
@@ -31,14 +29,6 @@ def pg_harness(harness: Harness, postgres_url, monkeypatch) -> Harness:
     harness.configure(ledger_conn_id="ledger_pg")
     harness.ledger_url = postgres_url
     return harness
-
-
-def make_job(run_id: str, sender=None) -> SyncJob:
-    """What tasks.sync builds for a run, with its own ledger connection."""
-    config, pipeline = tasks.load_pipeline(PIPELINE)
-    return SyncJob(pipeline=pipeline, ledger=tasks.ledger_for(config), source=open_source(pipeline),
-                   state_dir=config.state.dir, output_dir=config.state.output_dir, run_id=run_id, owner=run_id,
-                   sender=sender or tasks.make_sender(pipeline))
 
 
 def sync_or_busy(job: SyncJob, day: dt.date, outcomes: list[str]) -> None:
@@ -84,7 +74,7 @@ def test_a_later_day_is_not_synced_while_another_run_syncs_an_earlier_one(pg_har
     lines repeat day 1's messageIds, one with another timestamp (the first copy must win)."""
     h = pg_harness
     outcomes: list[str] = []
-    real = tasks.make_sender(tasks.load_pipeline(PIPELINE)[1])
+    real = make_sender()
 
     class InterleavingSender:
         def send_events(self, events, **options):
@@ -103,7 +93,7 @@ def test_an_earlier_day_is_not_synced_while_another_run_syncs_a_later_one(pg_har
     """7d. The mirror image: run B syncs day 2 and, mid-way, run A starts day 1."""
     h = pg_harness
     outcomes: list[str] = []
-    real = tasks.make_sender(tasks.load_pipeline(PIPELINE)[1])
+    real = make_sender()
 
     class InterleavingSender:
         def send_events(self, events, **options):

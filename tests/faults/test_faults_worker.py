@@ -23,10 +23,11 @@ import sqlalchemy as sa
 
 from hyperline_devtools.emulator import Faults
 from hyperline_sync.orchestration.tasks import sync as sync_task
-from hyperline_sync.pipeline.sync import PartitionFailedError
+from hyperline_sync.pipeline.sync import PartitionFailedError, sync_partition
+from hyperline_sync.pipeline.unit_sync import SLICE_BATCHES
 from hyperline_sync.state.ledger import DONE, RUNNING, partitions_table
 from tests.conftest import unused_port
-from tests.faults.harness import DAYS, OBJECTS_PER_DAY, PIPELINE, RANGE, Harness
+from tests.faults.harness import DAYS, FAST_TUNING, OBJECTS_PER_DAY, PIPELINE, RANGE, Harness, make_job, make_sender
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # a hang fails in minutes
 
@@ -98,7 +99,7 @@ def test_a_worker_killed_mid_partition_resumes_without_losing_events(harness: Ha
     states = ledger.partitions(PIPELINE)
     assert states[ALL_DAYS[0]].status == DONE
     held = states[ALL_DAYS[1]]
-    assert held.status == RUNNING and held.claimed_by == run_a and held.claim_expires_at > now()
+    assert held.status == RUNNING and held.claimed_by.startswith(run_a) and held.claim_expires_at > now()
     assert 0 < len(ledger.done_objects(PIPELINE, ALL_DAYS[1])) < OBJECTS_PER_DAY
     assert ALL_DAYS[2] not in states
     assert 0 < stored_of(h, DAYS[1]) < sum(1 for e in h.manifest.expected_events.values() if e.day == DAYS[1])
@@ -110,13 +111,14 @@ def test_a_worker_killed_mid_partition_resumes_without_losing_events(harness: Ha
         sync_task(PIPELINE, [ALL_DAYS[1]], {}, "scheduled__2026-04-10T01:00:00+00:00")
     assert h.emulator.requests == requests
 
-    # The same run's retry (an Airflow task retry: owner = run_id) re-takes its claim at once and
-    # resumes from the first unfinished object. Kill #2: in the middle of day 3.
+    # The same run's retry (an Airflow task retry: another attempt) takes the claim over at once, as its
+    # holder is known to have ended (a process of this host that no longer runs), and resumes after
+    # the last chunk Hyperline answered. Kill #2: in the middle of day 3.
     proc = h.start(sync_code(run_a), tmp_path / "worker-2.log")
     kill_when(h, proc, lambda: mid_object(h, DAYS[2]), "day 3 half sent")
     states = ledger.partitions(PIPELINE)
     assert states[ALL_DAYS[1]].status == DONE and states[ALL_DAYS[1]].attempts == 2
-    assert states[ALL_DAYS[2]].status == RUNNING and states[ALL_DAYS[2]].claimed_by == run_a
+    assert states[ALL_DAYS[2]].status == RUNNING and states[ALL_DAYS[2]].claimed_by.startswith(run_a)
 
     # The worker is gone for good. Its claim expires (claim_ttl_minutes; moved into the past here
     # instead of waiting), which makes the partition a failed one: the rerun of failed partitions
@@ -138,6 +140,9 @@ def test_a_worker_killed_mid_partition_resumes_without_losing_events(harness: Ha
     twice = {i for i, n in h.emulator.post_counts.items() if n > 1}
     assert max(h.emulator.post_counts.values()) <= 2
     assert len({h.manifest.expected_events[i].key for i in twice}) <= 2
+    # ...and of that object only the slice whose send was in flight at each kill: what Hyperline had
+    # answered was checkpointed, and the resumed syncs did not post it again.
+    assert h.posted_again() <= 2 * SLICE_BATCHES * FAST_TUNING["batch_size"]
     h.record("3. worker SIGKILLed mid-partition (x2), resume", len(h.manifest.expected_events))
 
 
@@ -234,3 +239,80 @@ def test_two_runs_over_the_same_days_at_once_never_sync_a_partition_twice(harnes
     h.assert_exact()
     h.assert_ledger_matches_manifest()
     h.record("7. backfill + hourly run at once (Postgres ledger)", len(h.manifest.expected_events))
+
+
+def test_two_processes_of_the_same_run_never_both_sync_a_partition(harness: Harness, tmp_path):
+    """3b. A zombie task and its retry (or a task cleared while still running): two processes of the
+    same run sync the same days at the same moment. Each claim belongs to one attempt: one process
+    syncs a day, the other finds it (or a neighbour within the dedup window) busy."""
+    h = harness
+    h.emulator.set_faults(Faults(latency_ms=10))
+    run_a = "manual__2026-04-10T00:00:00+00:00"
+    go = tmp_path / "go"
+    procs = [h.start(sync_code(run_a, barrier=go), tmp_path / f"attempt-{n}.log") for n in (1, 2)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go.*.ready"))) < len(procs):  # both imported everything: start together
+        assert all(p.poll() is None for p in procs) and time.monotonic() < deadline
+        time.sleep(0.01)
+    go.touch()
+    codes = [proc.wait(timeout=240) for proc in procs]
+    logs = [(tmp_path / f"attempt-{n}.log").read_text() for n in (1, 2)]
+    assert set(codes) <= {0, 3}, logs
+    assert any("is being synced by" in log or "waits: another run is syncing" in log for log in logs), logs
+    assert max(h.emulator.post_counts.values()) == 1  # never both: every event posted once
+    h.assert_exact(ids_synced(h))
+    # Airflow retries the task: it syncs whatever both backed off from, sending nothing twice.
+    sync_task(PIPELINE, ALL_DAYS, {}, run_a)
+    h.assert_exact()
+    assert max(h.emulator.post_counts.values()) == 1
+    h.assert_ledger_matches_manifest()
+    h.record("3b. two processes of one run at once (zombie + retry)", len(h.manifest.expected_events))
+
+
+def test_the_ledger_going_down_mid_partition_costs_a_rerun_no_resend(harness: Harness, postgres_url, monkeypatch):
+    """6b. The ledger database (Postgres) stops taking connections in the middle of an object; it
+    comes back and the partition is synced again. What Hyperline answered before the outage was
+    checkpointed next to the dedup ids, not in the ledger: the rerun posts none of it again."""
+    h = harness
+    url = sa.engine.make_url(postgres_url)
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_PG", json.dumps({
+        "conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username, "schema": url.database}))
+    h.configure(ledger_conn_id="ledger_pg", tuning={"chunk_size": 500})
+    h.ledger_url = postgres_url
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def allow_connections(allow: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS {str(allow).lower()}'))
+            if not allow:
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": url.database})
+
+    real = make_sender()
+
+    class CuttingSender:
+        """Takes the ledger down right after the 6th send (the middle of the day's second object)."""
+
+        calls = 0
+
+        def send_events(self, events, **options):
+            result = real.send_events(events, **options)
+            self.calls += 1
+            if self.calls == 6:
+                allow_connections(False)
+            return result
+
+    try:
+        with pytest.raises(Exception, match=r"(?i)connection|ledger"):
+            sync_partition(make_job("manual__2026-04-10T00:00:00+00:00", sender=CuttingSender()), DAYS[0])
+    finally:
+        allow_connections(True)
+        admin.dispose()
+    expected = {i for i, e in h.manifest.expected_events.items() if e.day == DAYS[0]}
+    assert 0 < len(h.emulator.events) < len(expected)
+    expire_claims(h)  # its claim runs out: the worker had stopped renewing it
+    sync_partition(make_job("manual__2026-04-10T01:00:00+00:00"), DAYS[0])
+    h.assert_exact(expected)
+    h.assert_ledger_matches_manifest([DAYS[0]])
+    assert h.posted_again() == 0
+    h.record("6b. ledger DB down mid-partition, rerun", len(expected))

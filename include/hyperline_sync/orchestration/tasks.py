@@ -2,16 +2,18 @@
 
 `plan` turns the run's params and interval into groups of days, `sync` runs `sync_partition` for
 each day of one group, `summarize` gathers the outcomes into the run report and fails the run when
-any partition failed. Only this module and the DAG file know about Airflow run context.
+any partition failed, or says why planning failed. Only this module and the DAG file know about
+Airflow run context. Error texts leave here without the Hyperline API key or any `Bearer` token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -20,6 +22,7 @@ from hyperline_sync.orchestration.sender import make_sender
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.partitions import group_days, plan_days
 from hyperline_sync.pipeline.ports import Sender
+from hyperline_sync.redact import redact_secrets
 from hyperline_sync.pipeline.sync import (
     PartitionFailedError,
     SyncJob,
@@ -29,14 +32,24 @@ from hyperline_sync.pipeline.sync import (
     units_to_sync,
 )
 from hyperline_sync.sources.base import PartitionSource, open_source
-from hyperline_sync.state.ledger import DONE, FAILED, Ledger, LedgerError, PartitionBusyError, open_ledger
+from hyperline_sync.state.ledger import (
+    DONE,
+    FAILED,
+    Ledger,
+    LedgerError,
+    PartitionBusyError,
+    attempt_owner,
+    open_ledger,
+)
 from hyperline_sync.state.report import (
     PartitionOutcome,
     build_report,
     outcome_partitions,
     read_outcomes,
+    read_plan_failure,
     render_table,
     write_outcome,
+    write_plan_failure,
     write_report,
 )
 from hyperline_sync.state.retention import prune_expired
@@ -53,6 +66,9 @@ class PartitionsBusyError(RuntimeError):
     was done and no outcome written, so the task can wait and try again."""
 
 
+class SyncError(RuntimeError):
+    """An error whose text held a secret, raised again with the secret redacted."""
+
 
 def load_pipeline(name: str) -> tuple[Config, PipelineConfig]:
     """The config as it is now: tasks read it at run time, not from the DAG file's parse. Another
@@ -60,11 +76,41 @@ def load_pipeline(name: str) -> tuple[Config, PipelineConfig]:
     return read_pipelines().pipeline(name)
 
 
-def ledger_for(config: Config) -> Ledger:
-    return open_ledger(config.state.ledger_conn_id, config.state.dir)
+def ledger_for(config: Config, secrets: tuple[str, ...] = ()) -> Ledger:
+    return open_ledger(config.state.ledger_conn_id, config.state.dir, secrets)
+
+
+def hyperline_secrets(pipeline: PipelineConfig) -> tuple[str, ...]:
+    """The API key of the pipeline's Hyperline connection, to redact from error texts (none if unknown)."""
+    from airflow.sdk import BaseHook
+
+    try:
+        password = BaseHook.get_connection(pipeline.hyperline_conn_id).password
+    except Exception:  # no such connection: then no key can leak either
+        return ()
+    return (password,) if password else ()
 
 
 def plan(
+    pipeline_name: str,
+    params: dict,
+    data_interval: tuple[dt.datetime, dt.datetime] | None,
+    run_after: dt.datetime,
+    run_id: str | None = None,
+) -> list[list[str]]:
+    """The run's days in groups; a failure is also written down (with `run_id`) for summarize to name."""
+    try:
+        return _plan(pipeline_name, params, data_interval, run_after)
+    except Exception as exc:
+        if run_id is not None:
+            with contextlib.suppress(Exception):  # the config itself may be what failed
+                config, pipeline = load_pipeline(pipeline_name)
+                write_plan_failure(config.state.output_dir, pipeline.name, run_id, f"{type(exc).__name__}: {exc}",
+                                   hyperline_secrets(pipeline))
+        raise
+
+
+def _plan(
     pipeline_name: str,
     params: dict,
     data_interval: tuple[dt.datetime, dt.datetime] | None,
@@ -123,18 +169,23 @@ def sync(
     sender: Sender | None = None,
     *,
     wait_if_busy: bool = False,
+    map_index: int | None = None,
+    try_number: int | None = None,
 ) -> list[dict[str, Any]]:
     """Sync each day of a group; every day is attempted even if an earlier one failed.
 
-    A day another run holds ends as `busy` (the task fails and Airflow retries it); with
+    A day another attempt holds ends as `busy` (the task fails and Airflow retries it); with
     `wait_if_busy`, a group whose days were all busy raises PartitionsBusyError instead, leaving no
-    outcome, so that the caller can reschedule the task.
+    outcome, so that the caller can reschedule the task. The claims are this attempt's own
+    (`attempt_owner`: run, map index, try, host, pid, token): a zombie of the task and its retry
+    never both pass them.
     """
     config, pipeline = load_pipeline(pipeline_name)
     dry_run, resend = bool(params.get("dry_run")), bool(params.get("resend"))
     output_dir = config.state.output_dir
+    secrets = hyperline_secrets(pipeline)
     try:
-        ledger = ledger_for(config)
+        ledger = ledger_for(config, secrets)
         breaker = CircuitBreaker(ledger, pipeline.name, pipeline.tuning.breaker_failures,
                                  dt.timedelta(minutes=pipeline.tuning.breaker_cooldown_minutes))
         job = SyncJob(
@@ -144,19 +195,20 @@ def sync(
             state_dir=config.state.dir,
             output_dir=output_dir,
             run_id=run_id,
-            owner=run_id,  # a retried task of the same run may take its own claim back at once
+            owner=attempt_owner(run_id, map_index, try_number),
             sender=None if dry_run else (sender or make_sender(pipeline)),
             dry_run=dry_run,
             resend=resend,
             breaker=breaker,
+            secrets=secrets,
         )
     except Exception as exc:
         # Say why for each day (ledger database down, bad source connection...): the run's later days
         # wait for these days' outcomes, and the report shows the reason instead of "unknown".
         for day in days:
             write_outcome(output_dir, pipeline.name, run_id,
-                          PartitionOutcome(day, FAILED, error=f"{type(exc).__name__}: {exc}"))
-        raise
+                          PartitionOutcome(day, FAILED, error=f"{type(exc).__name__}: {exc}"), secrets)
+        _raise_redacted(exc, secrets)
     outcomes: dict[str, PartitionOutcome] = {}
     busy: list[PartitionOutcome] = []
     for day in days:
@@ -171,24 +223,33 @@ def sync(
         except PartitionFailedError as exc:
             outcome = _failed_outcome(job, day, exc)
         except Exception as exc:
-            write_outcome(output_dir, pipeline.name, run_id, _failed_outcome(job, day, exc))
-            raise  # Hyperline unreachable or bad credentials: the DAG decides about retries
+            write_outcome(output_dir, pipeline.name, run_id, _failed_outcome(job, day, exc), secrets)
+            _raise_redacted(exc, secrets)  # Hyperline unreachable or bad credentials: the DAG decides about retries
         finally:
             sink.close()
         if dry_run and sink.path.exists():
             outcome.dry_run_output = str(sink.path)
-        write_outcome(output_dir, pipeline.name, run_id, outcome)
+        write_outcome(output_dir, pipeline.name, run_id, outcome, secrets)
         outcomes[day] = outcome
     if wait_if_busy and busy and len(busy) == len(days):
         raise PartitionsBusyError("; ".join(o.error or o.partition for o in busy))
     for outcome in busy:
-        write_outcome(output_dir, pipeline.name, run_id, outcome)
+        write_outcome(output_dir, pipeline.name, run_id, outcome, secrets)
         outcomes[outcome.partition] = outcome
     failures = [f"{day}: {outcomes[day].error}" for day in days if outcomes[day].status not in (DONE, "dry_run")]
     summaries = [{"partition": day, "status": outcomes[day].status, **outcomes[day].counts.as_dict()} for day in days]
     if failures:
-        raise PartitionFailedError("; ".join(failures))
+        raise PartitionFailedError(redact_secrets("; ".join(failures), secrets))
     return summaries
+
+
+def _raise_redacted(exc: Exception, secrets: tuple[str, ...]) -> NoReturn:
+    """Raise `exc` again, or, if its text holds a secret, a SyncError with the text redacted (and
+    without the original in the traceback Airflow logs)."""
+    text = f"{type(exc).__name__}: {exc}"
+    if redact_secrets(text, secrets) == text:
+        raise exc
+    raise SyncError(redact_secrets(text, secrets)) from None
 
 
 def _failed_outcome(job: SyncJob, day: str, exc: BaseException) -> PartitionOutcome:
@@ -203,8 +264,11 @@ def _failed_outcome(job: SyncJob, day: str, exc: BaseException) -> PartitionOutc
     return outcome
 
 
-def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id: str) -> dict:
-    """Write the run report, log the table; raise RunFailedError naming the failed partitions."""
+def summarize(pipeline_name: str, groups: list[list[str]] | None, params: dict, run_id: str) -> dict:
+    """Write the run report, log the table; raise RunFailedError naming the failed partitions, or
+    saying why planning failed (`groups` is None: the plan task left no plan)."""
+    if groups is None:
+        raise RunFailedError(_plan_failure(pipeline_name, run_id))
     config, pipeline = load_pipeline(pipeline_name)
     outcomes = read_outcomes(config.state.output_dir, pipeline.name, run_id)
     planned = [day for group in groups for day in group]
@@ -226,7 +290,7 @@ def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id:
         ordered.append(outcome)
     report = build_report(pipeline=pipeline.name, run_id=run_id, dry_run=bool(params.get("dry_run")),
                           params=_public_params(params), outcomes=ordered)
-    path = write_report(config.state.output_dir, report)
+    path = write_report(config.state.output_dir, report, hyperline_secrets(pipeline))
     dead = [p for o in ordered for p in o.dead_letters]
     log.info("run report for %s, %s\n%s", pipeline.name, run_id, render_table(ordered))
     log.info("report: %s", path)
@@ -243,6 +307,16 @@ def summarize(pipeline_name: str, groups: list[list[str]], params: dict, run_id:
             f"details in {path}. Rerun them with params {{\"partitions\": [\"failed\"]}}."
         )
     return {"report": str(path), "status": report["status"], "totals": report["totals"]}
+
+
+def _plan_failure(pipeline_name: str, run_id: str) -> str:
+    try:
+        config, pipeline = load_pipeline(pipeline_name)
+    except Exception as exc:
+        return f"planning failed, nothing was synced: the config cannot be read: {type(exc).__name__}: {exc}"
+    why = read_plan_failure(config.state.output_dir, pipeline.name, run_id)
+    return ("planning failed, nothing was synced: " +
+            (why or "the plan task left no plan and no error (killed, or it never ran): see its log"))
 
 
 def _prune_expired(config: Config, pipeline: PipelineConfig) -> None:

@@ -9,7 +9,9 @@ processed after D+1, D's copy is sent anyway and overwrites D+1's at Hyperline (
 Ids of each object are stored (and kept across re-syncs of the object) once every event of it has
 Hyperline's answer, in
 `<state_dir>/<pipeline>/ids/<YYYY-MM-DD>/<sha1(key)>.parquet` (written to a temporary file and
-renamed, so a crash never leaves half a file): the messageId strings and their 64-bit hashes.
+renamed, so a crash never leaves half a file): the messageId strings and their 64-bit hashes. The ids
+a unit in progress has delivered so far are in `<sha1(key)>.acked` next to it (`state.checkpoint`) and
+are read as well: they are at Hyperline.
 
 Why 64-bit hashes: membership is tested on a sorted `uint64` array with `np.searchsorted`, so a
 7-day window of ~1M ids/day costs ~56 MB instead of ~1 GB as a Python set of strings. The risk is
@@ -33,6 +35,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from hyperline_sync.state.checkpoint import read_acked
 
 __all__ = ["SeenIds", "hash_ids", "id_file", "ids_root"]
 
@@ -137,6 +141,7 @@ class SeenIds:
             folder = ids_root(root, self.pipeline) / day.isoformat()
             if folder.is_dir():
                 parts.extend(_read_hashes(path) for path in sorted(folder.glob("*.parquet")))
+                parts.extend(hash_ids(read_acked(path)) for path in sorted(folder.glob("*.acked")))
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
 
     def filter(self, events: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -152,6 +157,13 @@ class SeenIds:
         if duplicates == 0:
             return events, 0
         return events[keep], duplicates
+
+    def replay(self, events: pd.DataFrame) -> None:
+        """Mark the ids of events an earlier attempt already settled as passed in this run (a resumed
+        unit's saved chunks), so that later copies in the unit are duplicates as they were then."""
+        if not events.empty:
+            hashes = hash_ids(events["message_id"].to_numpy(dtype=object))
+            self._run.add(np.unique(hashes[~self._known.contains(hashes)]))
 
     def commit_object(self, key: str, ids: Iterable[str]) -> Path:
         """Persist the ids of an object whose events all have Hyperline's answer (atomic replace).

@@ -4,8 +4,11 @@ This is the single code path behind the DAG's mapped sync task and the `preview`
 unit of the day not yet done (an archive object: key + ETag; see `sources`) it streams bounded,
 transformed chunks through the messageId dedup, hands the events to the sender, writes every reject
 to the unit's dead letters, and records the unit as done only once every event of it has
-Hyperline's answer. Ids are committed for dedup at the same moment, so a rerun resumes from whole objects and
-never mistakes an unsent event for a duplicate.
+Hyperline's answer (`unit_sync`). After every settled chunk the unit is checkpointed
+(`state.checkpoint`), so a rerun resumes after what Hyperline already answered and never mistakes an
+unsent event for a duplicate. The partition's claim belongs to one task attempt and is renewed by a
+heartbeat while it syncs (`state.claims`); every error text is redacted (`ports.redact_secrets`)
+before it reaches the ledger, the outcome or a log.
 """
 
 from __future__ import annotations
@@ -16,39 +19,41 @@ import gc
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
 
 from hyperline_sync.config.models import PipelineConfig
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.dedup import SeenIds
-from hyperline_sync.pipeline.ports import HyperlineUnavailableError, Sender, SendOutcome
-from hyperline_sync.pipeline.transform import ChunkResult
+from hyperline_sync.pipeline.ports import Sender
 from hyperline_sync.pipeline.volume import partition_warning
+from hyperline_sync.pipeline.unit_sync import (
+    PartitionFailedError,
+    RejectionGuard,
+    SystemicRejectionError,
+    UnitSync,
+    to_events,
+)
 from hyperline_sync.sources.base import PartitionSource, Unit
 from hyperline_sync.sources.errors import UnitReadError
-from hyperline_sync.state.deadletter import ObjectDeadLetters, dead_letter_file, dead_letter_path
-from hyperline_sync.state.ledger import DONE, FAILED, Counts, Ledger, PartitionBusyError
+from hyperline_sync.state.claims import ClaimHeartbeat
+from hyperline_sync.state.deadletter import dead_letter_file, dead_letter_path
+from hyperline_sync.state.ledger import DONE, FAILED, Ledger, PartitionBusyError
+from hyperline_sync.redact import redact_secrets
 from hyperline_sync.state.report import PartitionOutcome, run_dir
 
 log = logging.getLogger(__name__)
 
-EVENT_FIELDS = ("customer_id", "event_type", "timestamp", "record")
-RENEW_SECONDS = 60.0
+__all__ = ["PartitionFailedError", "Sender", "SyncJob", "SystemicRejectionError", "discard_dry_run_state",
+           "dry_run_dir", "sync_partition", "to_events", "units_to_sync"]
+
 GC_YOUNG_THRESHOLD = 50_000
 _DRY_RUN_STATE = "state"  # the subfolder of dry_run_dir holding a dry run's ids
 
 
 EventSink = Callable[[str, list[dict]], None]
 """Where a dry run puts the events it would send: (partition, events)."""
-
-
-class PartitionFailedError(RuntimeError):
-    """Some objects of the partition could not be synced; the message names them and why."""
 
 
 @dataclass
@@ -67,20 +72,14 @@ class SyncJob:
     dry_run: bool = False
     resend: bool = False
     breaker: CircuitBreaker | None = None
+    secrets: tuple[str, ...] = ()  # removed from every error text (the Hyperline API key)
 
     @property
     def claim_ttl(self) -> dt.timedelta:
         return dt.timedelta(minutes=self.pipeline.tuning.claim_ttl_minutes)
 
-
-def to_events(frame: pd.DataFrame) -> list[dict]:
-    """Hyperline event dicts from the transform's columns (column-wise, no per-row pandas access;
-    a dict display is twice as fast as dict(zip(...)) here)."""
-    columns = [frame[name].tolist() for name in EVENT_FIELDS]
-    return [
-        {"customer_id": customer_id, "event_type": event_type, "timestamp": timestamp, "record": record}
-        for customer_id, event_type, timestamp, record in zip(*columns, strict=True)
-    ]
+    def redact(self, text: str) -> str:
+        return redact_secrets(text, self.secrets)
 
 
 def dry_run_dir(output_dir: Path, pipeline: str, run_id: str) -> Path:
@@ -111,8 +110,10 @@ def units_to_sync(
 def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
     """Sync one received day.
 
-    Raises PartitionFailedError when objects could not be read (the others are still synced), and
-    lets the sender's errors (Hyperline unreachable, bad credentials) through after recording them.
+    Raises PartitionFailedError when objects could not be read (the others are still synced) or
+    when Hyperline refused most events (SystemicRejectionError), PartitionBusyError when another
+    attempt holds the day or took the claim over, and lets the sender's errors (Hyperline
+    unreachable, bad credentials) through after recording them, redacted.
     """
     if job.sender is None and not job.dry_run:
         raise ValueError("a sync that is not a dry run needs a sender")
@@ -124,27 +125,11 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
         _claim(job, day)
     outcome = PartitionOutcome(partition, "dry_run" if job.dry_run else DONE)
     errors: list[str] = []
+    heartbeat = None if job.dry_run else ClaimHeartbeat(job.ledger, job.pipeline.name, partition, job.owner,
+                                                        job.claim_ttl)
     try:
-        objects, todo = units_to_sync(job.source, job.ledger, job.pipeline.name, day, resend=job.resend)
-        outcome.objects_total, outcome.objects_skipped = len(objects), len(objects) - len(todo)
-        log.info("partition %s: %d objects, %d already done, %d to sync%s", partition, len(objects),
-                 len(objects) - len(todo), len(todo), " (dry run)" if job.dry_run else "")
-        seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
-                       include_own_partition=not job.resend,
-                       dry_run_dir=_dry_run(job) / _DRY_RUN_STATE if job.dry_run else None)
-        renewal = _ClaimRenewal(job, partition)
-        with _gc_relaxed():
-            for obj in todo:
-                unit = _ObjectSync(job, obj, seen, outcome, renewal)
-                try:
-                    counts = unit.run()
-                except UnitReadError as exc:
-                    outcome.counts.add(unit.counts)  # what was read (and sent) before it broke off, as in the ledger
-                    errors.append(f"{obj.key}: {exc}")
-                    log.error("partition %s: object %s failed: %s", partition, obj.key, exc)
-                    continue
-                outcome.counts.add(counts)
-                outcome.objects_synced += 1
+        with heartbeat or contextlib.nullcontext():
+            objects, todo = _sync_units(job, day, outcome, errors, heartbeat)
         if not errors:  # every unit of the day is done: its data is synced up to the newest unit's
             outcome.watermark = max((u.watermark for u in objects if u.watermark is not None), default=None)
             outcome.warning = partition_warning(job.ledger, job.pipeline, day, outcome.counts.read,
@@ -161,7 +146,7 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
     finally:
         outcome.seconds = round(time.monotonic() - started, 3)
         if errors:
-            outcome.status, outcome.error = FAILED, "; ".join(errors)
+            outcome.status, outcome.error = FAILED, job.redact("; ".join(errors))
         if not job.dry_run:
             job.ledger.finish(job.pipeline.name, partition, job.owner, outcome.status, outcome.error,
                               watermark=outcome.watermark)
@@ -171,6 +156,40 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
         failed.partition_outcome = outcome
         raise failed
     return outcome
+
+
+def _sync_units(job: SyncJob, day: dt.date, outcome: PartitionOutcome, errors: list[str],
+                heartbeat: ClaimHeartbeat | None) -> tuple[list[Unit], list[Unit]]:
+    """Sync the day's units not done yet; a unit that cannot be read is an error, the others go on."""
+    partition = day.isoformat()
+    objects, todo = units_to_sync(job.source, job.ledger, job.pipeline.name, day, resend=job.resend)
+    outcome.objects_total, outcome.objects_skipped = len(objects), len(objects) - len(todo)
+    log.info("partition %s: %d objects, %d already done, %d to sync%s", partition, len(objects),
+             len(objects) - len(todo), len(todo), " (dry run)" if job.dry_run else "")
+    guard = RejectionGuard(job.pipeline.tuning.max_rejected_share)
+    units = [UnitSync(job, obj, outcome, _letters_path(job, obj), heartbeat, guard) for obj in todo]
+    for unit in units:  # before the day's ids are loaded: a resumed unit's acked ids are cut back first
+        unit.prepare()
+    seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
+                   include_own_partition=not job.resend,
+                   dry_run_dir=_dry_run(job) / _DRY_RUN_STATE if job.dry_run else None)
+    with _gc_relaxed():
+        for unit in units:
+            try:
+                unit.run(seen)
+            except UnitReadError as exc:
+                errors.append(f"{unit.unit.key}: {exc}")
+                log.error("partition %s: object %s failed: %s", partition, unit.unit.key, job.redact(str(exc)))
+                continue
+            outcome.objects_synced += 1
+    return objects, todo
+
+
+def _letters_path(job: SyncJob, unit: Unit) -> Path:
+    partition = unit.day.isoformat()
+    if job.dry_run:
+        return dead_letter_file(_dry_run(job) / "dead_letters", partition, unit.key)
+    return dead_letter_path(job.output_dir, job.pipeline.name, partition, unit.key)
 
 
 @contextlib.contextmanager
@@ -209,131 +228,3 @@ def _claim(job: SyncJob, day: dt.date) -> None:
             f"partition {partition} of pipeline {name} waits: another run is syncing a partition within the "
             f"{window}-day dedup window ({held}); a messageId on both days must be sent from the earlier one"
         )
-
-
-class _ClaimRenewal:
-    """Keeps the partition's claim alive while it is synced: renewed every RENEW_SECONDS (or a
-    quarter of the TTL if shorter), not every chunk, whose ledger commit cost ~3 ms each."""
-
-    def __init__(self, job: SyncJob, partition: str) -> None:
-        self.job, self.partition = job, partition
-        self.every = min(RENEW_SECONDS, job.claim_ttl.total_seconds() / 4)
-        self.last = time.monotonic()
-
-    def due(self) -> None:
-        """Renew if it is time; raises PartitionBusyError if the claim was lost meanwhile."""
-        if self.job.dry_run or time.monotonic() - self.last < self.every:
-            return
-        job = self.job
-        job.ledger.renew(job.pipeline.name, self.partition, job.owner, job.claim_ttl)
-        self.last = time.monotonic()
-
-
-class _ObjectSync:
-    """The sync of one unit (an archive object): its chunks, counts, dead letters and delivered ids.
-
-    A chunk's events are sent from a worker thread while the main thread reads and transforms the
-    next chunk: one send at a time, settled (counted, dead-lettered, breaker updated) in the main
-    thread before the next starts, so at most two chunks of events are held at once.
-    """
-
-    def __init__(
-        self, job: SyncJob, obj: Unit, seen: SeenIds, outcome: PartitionOutcome, renewal: _ClaimRenewal
-    ) -> None:
-        self.job, self.obj, self.seen, self.outcome, self.renewal = job, obj, seen, outcome, renewal
-        self.partition = obj.day.isoformat()
-        letters = (dead_letter_file(_dry_run(job) / "dead_letters", self.partition, obj.key) if job.dry_run
-                   else dead_letter_path(job.output_dir, job.pipeline.name, self.partition, obj.key))
-        self.letters = ObjectDeadLetters(
-            letters,
-            self.partition, obj.key, job.run_id,
-        )
-        self.counts = Counts()
-        self.delivered: list[str] = []
-        self.in_flight: tuple[Future[SendOutcome], pd.DataFrame] | None = None
-
-    def run(self) -> Counts:
-        job, obj = self.job, self.obj
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-send") as pool:
-            try:
-                for result in job.source.chunks(obj, job.pipeline.tuning.chunk_size):
-                    self._chunk(result, pool)
-                    self.renewal.due()
-                self._settle()
-            except BaseException as exc:
-                if self.in_flight is not None:
-                    # Count what the send in flight delivered, as if it had ended before the error.
-                    with contextlib.suppress(Exception):
-                        self._settle()
-                self.letters.discard()
-                if isinstance(exc, UnitReadError) and not job.dry_run:
-                    job.ledger.record_object(job.pipeline.name, self.partition, obj.key, obj.etag, FAILED,
-                                             self.counts, job.run_id, error=str(exc))
-                raise
-        path = self.letters.close()
-        if path is not None:
-            self.outcome.dead_letters.append(str(path))
-        self.seen.commit_object(obj.key, self.delivered)  # a dry run's go to its own store
-        if not job.dry_run:
-            job.ledger.record_object(job.pipeline.name, self.partition, obj.key, obj.etag, DONE, self.counts,
-                                     job.run_id)
-        log.info("object %s: %s", obj.key, self.counts.as_dict())
-        return self.counts
-
-    def _chunk(self, result: ChunkResult, pool: ThreadPoolExecutor) -> None:
-        job, counts = self.job, self.counts
-        for reject in result.rejects:
-            self.letters.add(reject["reason"], reject.get("line_no"), event=reject.get("event"),
-                             raw=reject.get("raw"))
-        fresh, duplicates = self.seen.filter(result.events)
-        counts.read += result.read
-        counts.skipped += result.skipped
-        counts.rejected += result.rejected
-        counts.duplicates += duplicates
-        self.outcome.dropped_properties += result.dropped_properties
-        if fresh.empty:
-            return
-        events = to_events(fresh)
-        if job.dry_run:
-            counts.sent += len(events)
-            self.delivered.extend(fresh["message_id"].tolist())  # into the dry run's own store
-            if job.event_sink is not None:
-                job.event_sink(self.partition, events)
-            return
-        self._settle()
-        if job.breaker is not None:
-            job.breaker.check()
-        future = pool.submit(job.sender.send_events, events, prevalidated=True)
-        self.in_flight = future, fresh
-
-    def _settle(self) -> None:
-        """Wait for the send in flight, if any, and account for its outcome."""
-        if self.in_flight is None:
-            return
-        (future, fresh), self.in_flight = self.in_flight, None
-        breaker = self.job.breaker
-        try:
-            sent = future.result()
-        except HyperlineUnavailableError as exc:
-            if breaker is not None:
-                breaker.failure(exc)
-            raise
-        if breaker is not None:
-            breaker.success()
-        self.outcome.requests += sent.requests
-        self.outcome.retries += sent.retries
-        ids = fresh["message_id"].tolist()
-        failed_ids = {_record_id(f.event) for f in sent.failed}
-        if failed_ids:
-            line_of = dict(zip(ids, fresh["line_no"].tolist(), strict=True))
-            for failure in sent.failed:
-                self.letters.add(failure.reason, line_of.get(_record_id(failure.event)), event=failure.event)
-        self.counts.sent += sent.accepted
-        self.counts.rejected += len(sent.failed)
-        self.delivered.extend(i for i in ids if i not in failed_ids)
-
-
-def _record_id(event: Mapping) -> object:
-    """The event's record.id, or None when the event is too broken to have one."""
-    record = event.get("record")
-    return record.get("id") if isinstance(record, Mapping) else None

@@ -1,7 +1,11 @@
 """Dead letters: every rejected event, with its reason and where it came from, secrets removed.
 
 One gzipped JSONL file per source object and partition, rewritten each time the object is
-processed, so the files always agree with the ledger (the latest processing of an object wins).
+processed from its start, so the files always agree with the ledger (the latest processing of an
+object wins). While an object is synced, the rows of each settled chunk are appended to
+`<file>.partial` as one gzip member (a file of several members is still one gzip file); the sync's
+checkpoint records its size, so a rerun resuming the object keeps the rows of the part already done
+(`resume`) and publishes them with its own at the end.
 Lines hold `reason`, `source_key`, `line_no`, `partition`, `run_id`, and the `event` (parsed,
 scrubbed) or the `raw` line (truncated, scrubbed) when it could not be parsed.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,13 +62,14 @@ def dead_letter_file(root: Path, partition: str, source_key: str) -> Path:
 
 
 class ObjectDeadLetters:
-    """Collects one object's rejects; `close()` publishes the file (or removes a stale one)."""
+    """Collects one object's rejects; `save()` makes the rows so far durable, `close()` publishes the
+    file (or removes a stale one)."""
 
     def __init__(self, path: Path, partition: str, source_key: str, run_id: str) -> None:
         self.path = path
-        self._tmp = path.with_name(path.name + ".tmp")
+        self.partial = path.with_name(path.name + ".partial")
         self._base = {"partition": partition, "source_key": source_key, "run_id": run_id}
-        self._file: gzip.GzipFile | None = None
+        self._rows: list[bytes] = []
         self.count = 0
 
     def add(self, reason: str, line_no: int | None, *, event: Mapping | None = None, raw: bytes | str | None = None,
@@ -75,27 +81,49 @@ class ObjectDeadLetters:
             row["event"] = scrub(event)
         if raw is not None:
             row["raw"] = scrub_raw(raw)
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = gzip.open(self._tmp, "wb", compresslevel=5)  # noqa: SIM115 (closed in close())
-        self._file.write(orjson.dumps(row, default=str) + b"\n")
+        self._rows.append(orjson.dumps(row, default=str) + b"\n")
         self.count += 1
+
+    def resume(self, size: int) -> None:
+        """Start from the first `size` bytes of the partial file (0: from nothing)."""
+        self._rows = []
+        if size <= 0:
+            self.partial.unlink(missing_ok=True)
+            return
+        if not self.partial.exists():  # published, but the unit's end was not recorded: take it back
+            os.replace(self.path, self.partial)
+        with open(self.partial, "r+b") as f:
+            f.truncate(size)
+
+    def save(self) -> int:
+        """Append the rows added since the last save to the partial file; its size after."""
+        if self._rows:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.partial, "ab") as f:
+                f.write(gzip.compress(b"".join(self._rows), compresslevel=5, mtime=0))
+            self._rows = []
+        return self.partial.stat().st_size if self.partial.exists() else 0
 
     def close(self) -> Path | None:
         """Publish atomically; returns the path, or None when the object had no rejects."""
-        if self._file is None:
+        if not self.save():
             self.path.unlink(missing_ok=True)
             return None
-        self._file.close()
-        self._file = None
-        os.replace(self._tmp, self.path)
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def publish(self) -> Path | None:
+        """Publish a copy of the rows so far (an object that failed), keeping the partial file."""
+        if not self.save():
+            return None
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        shutil.copyfile(self.partial, tmp)
+        os.replace(tmp, self.path)
         return self.path
 
     def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._tmp.unlink(missing_ok=True)
+        """Forget the rows not saved yet (those of a chunk whose send did not settle)."""
+        self._rows = []
 
 
 def read_dead_letters(path: Path) -> list[dict]:

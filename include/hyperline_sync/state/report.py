@@ -3,6 +3,13 @@
 Each sync task writes its partition's outcome (`PartitionOutcome`) as a small JSON file as soon as
 it ends, success or failure; the summarize task gathers them with the ledger's view of partitions
 that left no outcome (a killed worker), writes the run report and prints the table.
+
+`counts` are this run's work and add up: read = sent + rejected + skipped + duplicates. Lines of a
+unit that an earlier attempt had already settled (answered by Hyperline, checkpointed: see
+`checkpoint`) are read again by a resuming run to get past them but neither sent nor counted there:
+they are in `resumed` (outside the balance), and in the ledger's totals of the unit from that attempt.
+Every error text is redacted (`redact_secrets`: any `Bearer <token>`, and the given secrets) as it is
+written.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from pathlib import Path
 
 import orjson
 
+from hyperline_sync.redact import redact_secrets
 from hyperline_sync.state.ledger import COUNT_FIELDS, Counts
 
 
@@ -39,6 +47,7 @@ class PartitionOutcome:
     ledger_totals: Counts | None = None  # the partition over all runs (counts above: this run only)
     watermark: str | None = None  # warehouse: newest uuid_ts of the slices, once all of them are synced
     warning: str | None = None  # a complete day with implausibly little data (pipeline.volume)
+    resumed: int = 0  # lines settled by an earlier attempt, read again but not sent (see module docstring)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -61,10 +70,27 @@ def run_dir(output_dir: Path, pipeline: str, run_id: str) -> Path:
     return output_dir / pipeline / "runs" / safe_name(run_id)
 
 
-def write_outcome(output_dir: Path, pipeline: str, run_id: str, outcome: PartitionOutcome) -> Path:
+def write_outcome(output_dir: Path, pipeline: str, run_id: str, outcome: PartitionOutcome,
+                  secrets: Iterable[str] = ()) -> Path:
     path = run_dir(output_dir, pipeline, run_id) / "partitions" / f"{outcome.partition}.json"
-    _write_json(path, outcome.to_json())
+    data = outcome.to_json()
+    if data["error"] is not None:
+        data["error"] = redact_secrets(data["error"], secrets)
+    _write_json(path, data)
     return path
+
+
+def write_plan_failure(output_dir: Path, pipeline: str, run_id: str, error: str, secrets: Iterable[str] = ()) -> Path:
+    """Why the run's plan task failed, for summarize to say (it gets no plan to summarize)."""
+    path = run_dir(output_dir, pipeline, run_id) / "plan_failed.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(redact_secrets(error, secrets))
+    return path
+
+
+def read_plan_failure(output_dir: Path, pipeline: str, run_id: str) -> str | None:
+    path = run_dir(output_dir, pipeline, run_id) / "plan_failed.txt"
+    return path.read_text() if path.exists() else None
 
 
 def outcome_partitions(output_dir: Path, pipeline: str, run_id: str) -> set[str]:
@@ -99,19 +125,23 @@ def build_report(
         "failed_partitions": failed,
         "totals": totals.as_dict(),
         "balanced": totals.balanced and all(o.counts.balanced for o in outcomes),
+        "resumed": sum(o.resumed for o in outcomes),
         "partitions": [o.to_json() for o in outcomes],
     }
 
 
-def write_report(output_dir: Path, report: dict) -> Path:
+def write_report(output_dir: Path, report: dict, secrets: Iterable[str] = ()) -> Path:
     path = run_dir(output_dir, report["pipeline"], report["run_id"]) / "report.json"
+    for part in report["partitions"]:
+        if part.get("error") is not None:
+            part["error"] = redact_secrets(part["error"], secrets)
     _write_json(path, report)
     return path
 
 
 def render_table(outcomes: Iterable[PartitionOutcome]) -> str:
     """Fixed-width table: one row per partition, then the totals."""
-    headers = ["partition", "status", *COUNT_FIELDS, "objects", "error"]
+    headers = ["partition", "status", *COUNT_FIELDS, "resumed", "objects", "error"]
     rows: list[list[str]] = []
     totals = Counts()
     for o in outcomes:
@@ -120,10 +150,11 @@ def render_table(outcomes: Iterable[PartitionOutcome]) -> str:
             o.partition,
             o.status,
             *(str(getattr(o.counts, n)) for n in COUNT_FIELDS),
+            str(o.resumed),
             f"{o.objects_synced}/{o.objects_total}",
             (o.error or "")[:80],
         ])
-    rows.append(["TOTAL", "", *(str(getattr(totals, n)) for n in COUNT_FIELDS), "", ""])
+    rows.append(["TOTAL", "", *(str(getattr(totals, n)) for n in COUNT_FIELDS), "", "", ""])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     return "\n".join(_row(r, widths) for r in [headers, ["-" * w for w in widths], *rows])
 

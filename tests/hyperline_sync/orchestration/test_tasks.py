@@ -1,9 +1,10 @@
-"""tasks: which earlier days of a run a day waits for, and what a sync does with busy days
-(file:// archive, SQLite ledger)."""
+"""tasks: which earlier days of a run a day waits for, what a sync does with busy days, secrets in
+error texts, and a failed plan (file:// archive, SQLite ledger)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import pytest
 
 from hyperline_devtools.sample_archive import SampleManifest, generate_archive
 from hyperline_sync.orchestration import tasks
+from hyperline_sync.pipeline.partitions import PlanError
 from hyperline_sync.pipeline.sync import dry_run_dir
 from hyperline_sync.state.report import PartitionOutcome, write_outcome
-from tests.dag_runs import use_pipeline
+from tests.dag_runs import run_dag, use_pipeline
 from tests.recording_sender import Recorder
 
 DAYS = [dt.date(2026, 5, 1) + dt.timedelta(days=i) for i in range(3)]
@@ -128,3 +130,54 @@ def test_summarize_prunes_ids_past_state_retention_days(
     tasks.summarize(PIPELINE, [LABELS], {}, RUN)
     # These days are months before today and their ids a month old: past 30 days of retention.
     assert sorted(p.name for p in (state / PIPELINE / "ids").iterdir()) == ([] if retention else LABELS)
+
+
+API_KEY = "key_SENTINEL_tasks_7c1d"
+
+
+class LeakingSender:
+    """A sender whose error (as a proxy might echo the request) holds the API key and a Bearer token."""
+
+    def send_events(self, events, *, prevalidated: bool = False):
+        raise RuntimeError(f"proxy refused: Authorization: Bearer prod_secret123\nx-api-key: {API_KEY}\n")
+
+
+def test_secrets_in_an_error_reach_no_sink(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_UNUSED", json.dumps({"conn_type": "hyperline", "password": API_KEY}))
+    with pytest.raises(Exception) as raised:  # any type: only its text matters
+        tasks.sync(PIPELINE, [LABELS[0]], {}, RUN, sender=LeakingSender())
+    with pytest.raises(tasks.RunFailedError) as failed:
+        tasks.summarize(PIPELINE, [[LABELS[0]]], {}, RUN)
+    config, _ = tasks.load_pipeline(PIPELINE)
+    ledger = tasks.ledger_for(config)
+    texts = {
+        "raised": str(raised.value),
+        "summarize": str(failed.value),
+        "ledger": ledger.partitions(PIPELINE)[LABELS[0]].last_error,
+        "ledger objects": " ".join(str(o["error"]) for o in ledger.objects(PIPELINE, LABELS[0])),
+        "outcome and report": " ".join(p.read_text() for p in (state / "reports").rglob("*.json")),
+    }
+    assert "proxy refused" in texts["ledger"] and "proxy refused" in texts["outcome and report"]
+    for where, text in texts.items():
+        assert "prod_secret123" not in text and API_KEY not in text, f"a secret reached {where}: {text}"
+
+
+def test_a_failed_plan_makes_summarize_say_planning_failed(state: Path) -> None:
+    backwards = {"start": LABELS[2], "end": LABELS[0]}
+    with pytest.raises(PlanError):
+        tasks.plan(PIPELINE, backwards, None, dt.datetime.now(dt.UTC), run_id=RUN)
+    with pytest.raises(tasks.RunFailedError, match=r"planning failed, nothing was synced: PlanError: end \("):
+        tasks.summarize(PIPELINE, None, backwards, RUN)
+    with pytest.raises(tasks.RunFailedError, match="the plan task left no plan and no error"):
+        tasks.summarize(PIPELINE, None, {}, "manual__never_planned")
+
+
+@pytest.mark.slow
+def test_a_dag_run_whose_plan_fails_names_the_failure(state: Path, capfd: pytest.CaptureFixture, airflow_db) -> None:
+    run = run_dag(f"segment_to_hyperline__{PIPELINE}", {"start": LABELS[2], "end": LABELS[0]})
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["plan"] == "failed" and states["summarize"] == "failed", states
+    out = capfd.readouterr().out
+    assert "planning failed, nothing was synced: PlanError: end (2026-05-01) must be after start (2026-05-03)" in out
+    assert "NoneType" not in out

@@ -1,19 +1,26 @@
-"""sync's process-level helpers: the relaxed GC while a partition syncs, and claim renewal.
+"""sync: the relaxed GC while a partition syncs, and a rerun resuming after what Hyperline answered
+(claim renewal: state/test_claims.py).
 
-(The sync itself is tested end to end: tests/hyperline_sync/sources, tests/dags and tests/faults.)
+(The sync is also tested end to end: tests/hyperline_sync/sources, tests/dags and tests/faults.)
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
-from types import SimpleNamespace
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from hyperline_sync.pipeline import sync
-from hyperline_sync.pipeline.sync import GC_YOUNG_THRESHOLD, RENEW_SECONDS, _ClaimRenewal, _gc_relaxed
-from hyperline_sync.state.ledger import PartitionBusyError
+from hyperline_provider.results import SendResult
+from hyperline_sync.pipeline.ports import HyperlineUnavailableError
+from hyperline_sync.config.models import PipelineConfig, TuningConfig
+from hyperline_sync.pipeline.sync import GC_YOUNG_THRESHOLD, SyncJob, _gc_relaxed, sync_partition
+from hyperline_sync.sources.base import ArchiveSource
+from hyperline_sync.state.deadletter import read_dead_letters
+from hyperline_sync.state.ledger import Ledger
+from tests.hyperline_sync.conftest import SAMPLE_DAYS
+from tests.recording_sender import Recorder
 
 
 @pytest.fixture
@@ -38,45 +45,66 @@ def test_it_is_restored_after_an_error_and_never_lowered(thresholds) -> None:
     assert gc.get_threshold() == (GC_YOUNG_THRESHOLD * 2, 5, 5)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+class FailingAfter(Recorder):
+    """Accepts `calls` sends, then posts half of the next chunk and gives up (Hyperline went down)."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.calls = calls
+        self.in_flight = 0
 
-
-def claim_job(ledger, ttl_minutes: int) -> SimpleNamespace:
-    ledger.claim("p", "2026-01-01", "run-a", dt.timedelta(minutes=ttl_minutes), run_id="run-a")
-    return SimpleNamespace(ledger=ledger, owner="run-a", dry_run=False, pipeline=SimpleNamespace(name="p"),
-                           claim_ttl=dt.timedelta(minutes=ttl_minutes))
-
-
-def expiry(ledger) -> dt.datetime:
-    return ledger.partitions("p")["2026-01-01"].claim_expires_at
-
-
-@pytest.mark.parametrize(("ttl_minutes", "every"), [(60, RENEW_SECONDS), (2, 30.0)])
-def test_the_claim_is_renewed_once_per_interval_not_per_chunk(ledger, monkeypatch, ttl_minutes, every) -> None:
-    clock = Clock()
-    monkeypatch.setattr(sync.time, "monotonic", clock)
-    job = claim_job(ledger, ttl_minutes)
-    renewal = _ClaimRenewal(job, "2026-01-01")
-    first = expiry(ledger)
-    clock.now += every - 1
-    renewal.due()
-    assert expiry(ledger) == first  # not yet: no ledger write
-    clock.now += 1
-    renewal.due()
-    assert expiry(ledger) > first
+    def send_events(self, events, *, prevalidated: bool = False):
+        if self.calls == 0:
+            events = list(events)
+            self.in_flight = len(events)
+            self.events.extend(events[: len(events) // 2])
+            raise HyperlineUnavailableError("Hyperline at http://127.0.0.1 unavailable: HTTP 503", SendResult())
+        self.calls -= 1
+        return super().send_events(events, prevalidated=prevalidated)
 
 
-def test_a_lost_claim_is_noticed_at_the_next_renewal(ledger, monkeypatch) -> None:
-    clock = Clock()
-    monkeypatch.setattr(sync.time, "monotonic", clock)
-    renewal = _ClaimRenewal(claim_job(ledger, 60), "2026-01-01")
-    ledger.release("p", "2026-01-01", "run-a", "pending")
-    ledger.claim("p", "2026-01-01", "run-b", dt.timedelta(minutes=60), run_id="run-b")
-    clock.now += RENEW_SECONDS
-    with pytest.raises(PartitionBusyError, match="lost the claim"):
-        renewal.due()
+def job_for(source, state_dir: Path, sender, run_id: str, chunk_size: int, batch_size: int) -> SyncJob:
+    config = PipelineConfig(name="it", source=source, tuning=TuningConfig(chunk_size=chunk_size, batch_size=batch_size))
+    return SyncJob(pipeline=config, ledger=Ledger.sqlite(state_dir / "ledger.db"), source=ArchiveSource(config),
+                   state_dir=state_dir, output_dir=state_dir / "out", run_id=run_id, owner=run_id,
+                   sender=sender)
+
+
+def rows(paths) -> list[dict]:
+    found = [{k: v for k, v in row.items() if k != "run_id"} for p in paths for row in read_dead_letters(Path(p))]
+    return sorted(found, key=lambda r: (r["source_key"], r["line_no"] or 0, r["reason"]))
+
+
+@pytest.mark.parametrize(("chunk_size", "batch_size"), [(97, 500), (400, 50)])
+def test_a_rerun_resumes_after_what_hyperline_answered_and_keeps_the_dead_letters(
+        sample_source, tmp_path, chunk_size: int, batch_size: int) -> None:
+    """(97, 500): a chunk is one send; (400, 50): a chunk is sent in slices of 2 batches, and the
+    outage hits a chunk mid-way (its answered slices are not sent again either)."""
+    day = SAMPLE_DAYS[0]
+    everything = Recorder()
+    clean = sync_partition(job_for(sample_source, tmp_path / "clean", everything, "clean", chunk_size, batch_size),
+                           day)
+
+    down = FailingAfter(calls=13)  # mid-way through the day's second object
+    with pytest.raises(HyperlineUnavailableError) as failed:
+        sync_partition(job_for(sample_source, tmp_path / "state", down, "first", chunk_size, batch_size), day)
+    first = failed.value.partition_outcome
+    rerun = Recorder()
+    job = job_for(sample_source, tmp_path / "state", rerun, "rerun", chunk_size, batch_size)
+    outcome = sync_partition(job, day)
+
+    posts = Counter(e["record"]["id"] for e in down.events + rerun.events)
+    assert set(posts) == {e["record"]["id"] for e in everything.events}
+    again = sum(n - 1 for n in posts.values())
+    assert 0 < again <= down.in_flight // 2  # only what the send in flight had posted before it gave up
+    assert down.in_flight <= 2 * batch_size
+    # The ledger's counts are those of a sync in one go. Each run's own counts add up; the rerun read
+    # again, without sending or counting them, the lines the first run had settled (`resumed`).
+    state = job.ledger.partitions("it")[day.isoformat()]
+    assert state.status == "done" and state.counts == clean.counts
+    assert first.counts.balanced and outcome.counts.balanced and outcome.resumed > 0
+    assert first.counts.read + outcome.counts.read == clean.counts.read
+    assert first.counts.sent + outcome.counts.sent == clean.counts.sent
+    # Dead letters: the rows of the part done before the outage are still there, next to the rerun's.
+    assert rows((tmp_path / "state").rglob("*.jsonl.gz")) == rows((tmp_path / "clean").rglob("*.jsonl.gz"))
+    assert not list((tmp_path / "state").rglob("*.acked")) and not list((tmp_path / "state").rglob("*.partial"))

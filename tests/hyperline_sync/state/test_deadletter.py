@@ -48,3 +48,18 @@ def test_object_file_is_written_replaced_and_removed(tmp_path):
     # Reprocessing the object with no rejects removes the stale file.
     assert ObjectDeadLetters(path, "2026-11-01", "k", "run-2").close() is None
     assert not path.exists()
+
+
+def test_saved_rows_survive_a_resumed_rerun_and_unsaved_ones_do_not(tmp_path):
+    path = tmp_path / "dl" / "2026-11-01" / "a.gz.jsonl.gz"
+    first = ObjectDeadLetters(path, "2026-11-01", "k", "run-1")
+    first.add("malformed_json", 1, raw=b"{")
+    size = first.save()  # checkpointed with the chunk
+    first.add("malformed_json", 2, raw=b"{{")
+    first.save()  # written, but the checkpoint after it never was (the worker died)
+    rerun = ObjectDeadLetters(path, "2026-11-01", "k", "run-2")
+    rerun.resume(size)
+    rerun.add("missing_event", 7, event={"type": "track"})
+    assert rerun.close() == path
+    assert [(r["line_no"], r["run_id"]) for r in read_dead_letters(path)] == [(1, "run-1"), (7, "run-2")]
+    assert not rerun.partial.exists()
