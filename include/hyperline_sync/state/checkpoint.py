@@ -95,6 +95,7 @@ class UnitCheckpoint:
     def save_chunk(self, chunks: int, counts: Counts, letters_bytes: int) -> None:
         """Record `chunks` settled chunks: the ids of the one just settled join the unit's acked ids."""
         pending = self.chunk_acked.read_bytes() if self.chunk_acked.exists() else b""
+        self.acked.parent.mkdir(parents=True, exist_ok=True)
         with open(self.acked, "ab") as f:
             f.write(pending)
         self._acked_bytes = self.acked.stat().st_size

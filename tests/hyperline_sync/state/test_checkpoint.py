@@ -28,3 +28,9 @@ def test_another_version_starts_over_and_keeps_the_delivered_ids_known(tmp_path)
     assert again.load() is None and not again.path.exists()
     assert again.acked_ids() == ["a"]
     assert UnitCheckpoint(tmp_path / "k.parquet", "etag-1", 50).load() is None  # another chunk size: no resume
+
+
+def test_a_chunk_with_nothing_to_send_is_saved_in_a_folder_not_made_yet(tmp_path):
+    checkpoint = UnitCheckpoint(tmp_path / "ids" / "2026-03-01" / "k.parquet", "etag-1", 100)
+    checkpoint.save_chunk(1, Counts(read=4, duplicates=4), 0)
+    assert checkpoint.load().counts == Counts(read=4, duplicates=4)
