@@ -22,7 +22,6 @@ from hyperline_sync.orchestration.sender import make_sender
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.partitions import group_days, plan_days
 from hyperline_sync.pipeline.ports import Sender
-from hyperline_sync.redact import redact_secrets
 from hyperline_sync.pipeline.sync import (
     PartitionFailedError,
     SyncJob,
@@ -31,6 +30,7 @@ from hyperline_sync.pipeline.sync import (
     sync_partition,
     units_to_sync,
 )
+from hyperline_sync.redact import redact_secrets
 from hyperline_sync.sources.base import PartitionSource, open_source
 from hyperline_sync.state.ledger import (
     DONE,

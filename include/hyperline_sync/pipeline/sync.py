@@ -19,7 +19,7 @@ import gc
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,6 @@ from hyperline_sync.config.models import PipelineConfig
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.dedup import SeenIds
 from hyperline_sync.pipeline.ports import Sender
-from hyperline_sync.pipeline.volume import partition_warning
 from hyperline_sync.pipeline.unit_sync import (
     PartitionFailedError,
     RejectionGuard,
@@ -35,12 +34,13 @@ from hyperline_sync.pipeline.unit_sync import (
     UnitSync,
     to_events,
 )
+from hyperline_sync.pipeline.volume import partition_warning
+from hyperline_sync.redact import redact_secrets
 from hyperline_sync.sources.base import PartitionSource, Unit
 from hyperline_sync.sources.errors import UnitReadError
 from hyperline_sync.state.claims import ClaimHeartbeat
 from hyperline_sync.state.deadletter import dead_letter_file, dead_letter_path
 from hyperline_sync.state.ledger import DONE, FAILED, Ledger, PartitionBusyError
-from hyperline_sync.redact import redact_secrets
 from hyperline_sync.state.report import PartitionOutcome, run_dir
 
 log = logging.getLogger(__name__)

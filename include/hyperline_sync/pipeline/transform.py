@@ -319,7 +319,8 @@ def _objects(values: list[Any]) -> np.ndarray:
 
 def _present(values: np.ndarray) -> np.ndarray:
     """Mask of the entries that are not None (object arrays hold None, never NaN, here)."""
-    return np.not_equal(values, None)
+    # numpy's stubs omit None as an operand; on object arrays it compares elementwise, as wanted
+    return np.not_equal(values, None)  # type: ignore[call-overload]
 
 
 def clean_customer_id(value: Any) -> Any:

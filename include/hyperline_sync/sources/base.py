@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from hyperline_sync.config.models import PipelineConfig
+from hyperline_sync.config.models import PipelineConfig, S3ArchiveSourceConfig
 from hyperline_sync.pipeline.transform import ChunkResult, transform_chunk
-from hyperline_sync.sources.archive.listing import list_partition
+from hyperline_sync.sources.archive.listing import ArchiveObject, list_partition
 from hyperline_sync.sources.archive.reading import iter_line_chunks
 from hyperline_sync.sources.archive.store import open_store
 
@@ -30,28 +30,33 @@ class Unit(Protocol):
         ...
 
 
-class PartitionSource(Protocol):
-    def list_units(self, day: dt.date) -> list[Unit]: ...
+U = TypeVar("U", bound=Unit)
 
-    def chunks(self, unit: Unit, chunk_size: int) -> Iterator[ChunkResult]: ...
+
+class PartitionSource(Protocol[U]):
+    def list_units(self, day: dt.date) -> list[U]: ...
+
+    def chunks(self, unit: U, chunk_size: int) -> Iterator[ChunkResult]: ...
 
 
 class ArchiveSource:
     """The Segment S3 archive (or a file:// copy): units are the day folder's objects."""
 
     def __init__(self, pipeline: PipelineConfig) -> None:
+        if not isinstance(pipeline.source, S3ArchiveSourceConfig):
+            raise TypeError(f"pipeline {pipeline.name}: an archive source needs an s3_archive config")
         self.config, self.mapping = pipeline.source, pipeline.mapping
         self.store = open_store(self.config)
 
-    def list_units(self, day: dt.date) -> list[Unit]:
+    def list_units(self, day: dt.date) -> list[ArchiveObject]:
         return list_partition(self.store, self.config, day)
 
-    def chunks(self, unit: Unit, chunk_size: int) -> Iterator[ChunkResult]:
+    def chunks(self, unit: ArchiveObject, chunk_size: int) -> Iterator[ChunkResult]:
         for chunk in iter_line_chunks(self.store, unit, chunk_size):
             yield transform_chunk(chunk, self.mapping)
 
 
-def open_source(pipeline: PipelineConfig) -> PartitionSource:
+def open_source(pipeline: PipelineConfig) -> PartitionSource[Any]:
     kind = pipeline.source.kind
     if kind == "s3_archive":
         return ArchiveSource(pipeline)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from hyperline_provider.results import SendResult
-from hyperline_sync.pipeline.ports import HyperlineUnavailableError
 from hyperline_sync.config.models import PipelineConfig, TuningConfig
+from hyperline_sync.pipeline.ports import HyperlineUnavailableError
 from hyperline_sync.pipeline.sync import GC_YOUNG_THRESHOLD, SyncJob, _gc_relaxed, sync_partition
 from hyperline_sync.sources.base import ArchiveSource
 from hyperline_sync.state.deadletter import read_dead_letters

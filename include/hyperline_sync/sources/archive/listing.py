@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from hyperline_sync.sources.archive.store import ArchiveReadError, ArchiveStore
 
 if TYPE_CHECKING:
-    from hyperline_sync.config.models import SourceConfig
+    from hyperline_sync.config.models import S3ArchiveSourceConfig
 
 __all__ = ["ArchiveObject", "day_folder", "days_with_data", "list_partition", "partition_prefix"]
 
@@ -42,15 +42,15 @@ def day_folder(day: date) -> str:
     return str(calendar.timegm(day.timetuple()) * 1000)
 
 
-def _source_prefix(store: ArchiveStore, source_cfg: SourceConfig) -> str:
+def _source_prefix(store: ArchiveStore, source_cfg: S3ArchiveSourceConfig) -> str:
     return f"{store.base}segment-logs/{source_cfg.source_id}/"
 
 
-def partition_prefix(store: ArchiveStore, source_cfg: SourceConfig, day: date) -> str:
+def partition_prefix(store: ArchiveStore, source_cfg: S3ArchiveSourceConfig, day: date) -> str:
     return f"{_source_prefix(store, source_cfg)}{day_folder(day)}/"
 
 
-def list_partition(store: ArchiveStore, source_cfg: SourceConfig, day: date) -> list[ArchiveObject]:
+def list_partition(store: ArchiveStore, source_cfg: S3ArchiveSourceConfig, day: date) -> list[ArchiveObject]:
     """The `*.gz` objects of one received-day folder, sorted by key.
 
     An empty day folder is normal (a quiet day), unless the source has no folder at all: then the
@@ -67,7 +67,7 @@ def list_partition(store: ArchiveStore, source_cfg: SourceConfig, day: date) -> 
 
 
 def days_with_data(
-    store: ArchiveStore, source_cfg: SourceConfig, start: date | None = None, end: date | None = None
+    store: ArchiveStore, source_cfg: S3ArchiveSourceConfig, start: date | None = None, end: date | None = None
 ) -> list[date]:
     """Received days that have a folder, within `[start, end]` when given, ascending."""
     days = []

@@ -120,8 +120,8 @@ def _inflated(raw: Iterator[bytes], key: str) -> Iterator[bytes]:
     """Decompressed bytes if the object starts with the gzip magic; the bytes as they are if it is
     NDJSON already (a copy some client gunzipped); `ArchiveReadError` for anything else."""
     head = b""
-    for block in raw:
-        head += block
+    for first in raw:
+        head += first
         if len(head) >= 2 and head.lstrip(_BLANK):
             break
     if head[:2] != _GZIP_MAGIC:
@@ -145,7 +145,7 @@ def _inflated(raw: Iterator[bytes], key: str) -> Iterator[bytes]:
                 inflater = isal_zlib.decompressobj(wbits=31)  # concatenated gzip members
             try:
                 out = inflater.decompress(data, _INFLATE_BLOCK)
-            except isal_zlib.error as exc:
+            except isal_zlib.error as exc:  # type: ignore[misc]  # isal's stub types `error` as an instance
                 raise ArchiveReadError(key, f"corrupt gzip data ({exc})") from exc
             if out:
                 yield out

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hyperline_sync.sources.errors import UnitReadError
 
 if TYPE_CHECKING:
-    from hyperline_sync.config.models import SourceConfig
+    from hyperline_sync.config.models import S3ArchiveSourceConfig
 
 __all__ = ["READ_BLOCK", "ArchiveReadError", "ArchiveStore", "Listed", "LocalStore", "S3Store", "open_store"]
 
@@ -208,7 +208,7 @@ def _client_error_reason(exc: Any) -> str:
     return reasons.get(code, f"S3 error {code or 'unknown'}: {exc}")
 
 
-def open_store(source_cfg: SourceConfig) -> ArchiveStore:
+def open_store(source_cfg: S3ArchiveSourceConfig) -> ArchiveStore:
     """The store behind a source's url: `LocalStore` for file://, `S3Store` for s3://."""
     if source_cfg.scheme == "file":
         return LocalStore(source_cfg.local_root)
