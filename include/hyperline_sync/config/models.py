@@ -93,7 +93,9 @@ class TuningConfig(FrozenModel):
     batch_size: Int = Field(MAX_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Events per Hyperline batch request.")
     dedup_window_days: Int = Field(7, ge=0, description="Days of earlier message ids a day is deduplicated against.")
     lookback_days: Int = Field(1, ge=0, description="Days before the run's interval re-read by scheduled runs.")
-    claim_ttl_minutes: Int = Field(60, ge=1, description="After this, another run may take over a partition's claim.")
+    claim_ttl_minutes: Int = Field(
+        5, ge=1, description="A claim not renewed for this long expires and another attempt may take the partition "
+        "over; a live sync renews it every third of it, so it only bounds how long a dead worker blocks its day.")
     max_requests_per_second: float | None = Field(
         None, description="Cap on Hyperline requests per second of one sync task; null: no cap.")
     retries: Int = Field(3, ge=0, le=20, description="Airflow task retries of a partition (exponential backoff "
