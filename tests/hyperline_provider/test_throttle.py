@@ -8,25 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hyperline_provider.throttle import RateLimiter, parse_reset, parse_retry_after
+from tests.fake_clock import FakeClock
 
 NOW = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def test_limiter_spaces_requests() -> None:
-    clock = FakeClock()
+    clock = FakeClock(now=100.0)
     limiter = RateLimiter(4, clock=clock, sleep=clock.sleep)
 
     waits = [limiter.acquire() for _ in range(4)]
@@ -36,7 +24,7 @@ def test_limiter_spaces_requests() -> None:
 
 
 def test_limiter_without_rate_never_waits_until_held() -> None:
-    clock = FakeClock()
+    clock = FakeClock(now=100.0)
     limiter = RateLimiter(None, clock=clock, sleep=clock.sleep)
 
     assert [limiter.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]
@@ -46,7 +34,7 @@ def test_limiter_without_rate_never_waits_until_held() -> None:
 
 
 def test_limiter_books_distinct_slots_across_threads() -> None:
-    clock = FakeClock()
+    clock = FakeClock(now=100.0)
     limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
     waits: list[float] = []
     lock = threading.Lock()

@@ -31,6 +31,7 @@ from hyperline_provider.hooks.hyperline import (
 )
 from hyperline_provider.limits import MAX_BATCH_BYTES
 from hyperline_provider.throttle import RateLimiter
+from tests.fake_clock import FakeClock
 
 KEY = "test_hook_secret_4f9a2c"
 CONN_ID = "hyperline_test"
@@ -50,21 +51,6 @@ def make_events(count: int, prefix: str = "e", customer: str = "cus_1") -> list[
 
 def assert_all_answered(result: SendResult, given: int) -> None:
     assert result.accepted + len(result.failed) == given
-
-
-class FakeClock:
-    """Stands in for the client's clock and sleep: waits are recorded and advance time, nothing blocks."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
