@@ -44,15 +44,16 @@ import orjson
 
 from hyperline_devtools.sample_messages import DAY_MS, DayState, Line, MessageWriter, nasty_cases
 
-__all__ = ["Counts", "ExpectedEvent", "SampleManifest", "generate_archive", "main"]
+__all__ = ["ExpectedCounts", "ExpectedEvent", "SampleManifest", "generate_archive", "main"]
 
 _WRITE_BATCH = 5000
 _MIN_NASTY_EVENTS = 200
 
 
 @dataclass
-class Counts:
-    """Where the lines of an object or a day end up (default mapping)."""
+class ExpectedCounts:
+    """Where the lines of a generated object or day should end up under the default mapping (what a
+    sync must report; the ledger's `Counts` is what it did report)."""
 
     read: int = 0
     events: int = 0
@@ -65,7 +66,7 @@ class Counts:
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
-    def add(self, other: Counts) -> None:
+    def add(self, other: ExpectedCounts) -> None:
         self.read += other.read
         self.events += other.events
         self.duplicates += other.duplicates
@@ -105,9 +106,9 @@ class SampleManifest:
     source_id: str
     write_key: str
     days: list[date]
-    objects: dict[str, Counts] = field(default_factory=dict)
+    objects: dict[str, ExpectedCounts] = field(default_factory=dict)
     object_days: dict[str, date] = field(default_factory=dict)
-    by_day: dict[date, Counts] = field(default_factory=dict)
+    by_day: dict[date, ExpectedCounts] = field(default_factory=dict)
     expected_events: dict[str, ExpectedEvent] = field(default_factory=dict)
     decoy_message_ids: set[str] = field(default_factory=set)
     decoy_keys: list[str] = field(default_factory=list)
@@ -117,8 +118,8 @@ class SampleManifest:
         return sum(counts.read for counts in self.by_day.values())
 
     @property
-    def totals(self) -> Counts:
-        total = Counts()
+    def totals(self) -> ExpectedCounts:
+        total = ExpectedCounts()
         for counts in self.by_day.values():
             total.add(counts)
         return total
@@ -199,7 +200,7 @@ def _write_day(
         raise ValueError(f"events_per_day too small for {objects} objects a day")
     sizes = _split(events_per_day - non_blank, objects, rng)
     state = DayState(previous_day=previous)
-    day_counts = manifest.by_day.setdefault(day, Counts())
+    day_counts = manifest.by_day.setdefault(day, ExpectedCounts())
     kept: list[Line] = []
     line_index = 0
     for obj_index, size in enumerate(sizes):
@@ -210,7 +211,7 @@ def _write_day(
         encoding = "gzip"
         if nasty and day_index == 0:
             encoding = "plain" if obj_index == objects - 1 else "members" if obj_index == 0 else "gzip"
-        counts = Counts()
+        counts = ExpectedCounts()
         state.first_of_object = None
         lines = _object_lines(w, day_ms, size, specials, state, events_per_day, line_index)
         _write_object(manifest.root / key, lines, counts, manifest, key, day, seen, encoding, keep_expected, kept)
@@ -265,7 +266,7 @@ def _object_lines(
 def _write_object(
     path: Path,
     lines: Iterator[Line],
-    counts: Counts,
+    counts: ExpectedCounts,
     manifest: SampleManifest,
     key: str,
     day: date,
@@ -307,7 +308,7 @@ def _write_object(
 def _account(
     line: Line,
     line_no: int,
-    counts: Counts,
+    counts: ExpectedCounts,
     manifest: SampleManifest,
     key: str,
     day: date,
