@@ -149,11 +149,12 @@ def validate_event(event: Any) -> str | None:
             and not event_type.isspace()
             and type(record) is dict
         ):
-            kind = type(timestamp)
-            if kind is str:
+            if type(timestamp) is str:
                 timestamp_ok = _rfc3339_match(timestamp) is not None and _calendar_ok(timestamp)
+            elif type(timestamp) is int:
+                timestamp_ok = _EPOCH_MS_MIN <= timestamp < _EPOCH_MS_MAX
             else:
-                timestamp_ok = kind is int and _EPOCH_MS_MIN <= timestamp < _EPOCH_MS_MAX
+                timestamp_ok = False
             record_id = record.get("id")
             if timestamp_ok and type(record_id) is str and record_id and not record_id.isspace():
                 for value in record.values():

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hyperline_sync.config.errors import (
     ConfigError,
@@ -44,7 +44,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class _RefusedYAML(yaml.YAMLError):
-    def __init__(self, mark: yaml.Mark, what: str) -> None:
+    def __init__(self, mark: Any, what: str) -> None:  # a yaml Mark (pure Python or libyaml's)
         super().__init__(f"line {mark.line + 1}: {what}")
 
 
@@ -62,7 +62,7 @@ class _ConfigLoader(yaml.SafeLoader):
                                                  "write the values out")
         return super().compose_node(parent, index)
 
-    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
         try:
             return super().construct_yaml_timestamp(node)
         except ValueError:
@@ -212,7 +212,7 @@ def _read(raw: Any, base_dir: Path, path: Path | None) -> PipelineSet:
 
 
 def _validate(
-    model: type, raw: Any, loc: Loc, expansions: Expansions, env_issues: list[Issue], base_dir: Path
+    model: type[BaseModel], raw: Any, loc: Loc, expansions: Expansions, env_issues: list[Issue], base_dir: Path
 ) -> tuple[Any, list[Issue]]:
     """The section validated, or None and its issues; a failed `${VAR}` hides the issues of its key."""
     own_env = [issue for issue in env_issues if issue.loc[: len(loc)] == loc]
