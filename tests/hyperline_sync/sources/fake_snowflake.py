@@ -127,7 +127,8 @@ class SnowflakeWarehouse:
 
 
 @pytest.fixture
-def snowflake_warehouse(fakesnow_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[SnowflakeWarehouse]:
+def snowflake_warehouse(fakesnow_server: dict[str, Any],
+                        monkeypatch: pytest.MonkeyPatch) -> Iterator[SnowflakeWarehouse]:
     wh = SnowflakeWarehouse(fakesnow_server).create()
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", wh.airflow_uri)
     yield wh
