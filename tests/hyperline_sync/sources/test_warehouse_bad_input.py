@@ -18,7 +18,7 @@ from hyperline_sync.pipeline.sync import PartitionFailedError
 from hyperline_sync.sources.warehouse.source import WarehouseReadError
 from hyperline_sync.state.ledger import DONE, FAILED, Ledger
 from tests.conftest import unused_port
-from tests.hyperline_sync.sources.fake_snowflake import SnowflakeWarehouse, fakesnow_server, snowflake_warehouse
+from tests.hyperline_sync.sources.fake_snowflake import fakesnow_server, snowflake_warehouse
 from tests.hyperline_sync.sources.test_warehouse_postgres import (
     CONN_ID,
     D1,

@@ -166,3 +166,12 @@ def test_redshift_statements_transpiled_to_postgres_answer_as_postgres_does(post
         assert got == wh.sql(inline(statements(postgres)[what])), what
         if what in ("slices", "first page", "next page", "columns", "tables"):
             assert got, what  # the data has rows for each
+
+
+def test_bigquery_prunes_to_the_load_days_partitions_with_a_day_of_margin() -> None:
+    bigquery = DIALECTS["bigquery"]
+    listing = bigquery.slices(SCHEMA, "api_call", START)
+    assert "_PARTITIONTIME >= TIMESTAMP({p})" in listing.sql and "_PARTITIONTIME <" not in listing.sql
+    assert "2026-02-28 00:00:00.000000+00:00" in listing.params  # rows are ingested after they are received
+    page = bigquery.page(SCHEMA, "api_call", ["id"], START, at(D1, 23), None, 10)
+    assert {"2026-02-28 00:00:00.000000+00:00", "2026-03-03 00:00:00.000000+00:00"} <= set(page.params)

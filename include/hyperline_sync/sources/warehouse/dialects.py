@@ -110,13 +110,14 @@ class Dialect:
         return [f"{col} >= {low}", f"{col} < {high}"], [a, b]
 
     def _partitions(self, first: dt.datetime, end: dt.datetime | None) -> tuple[list[str], list[Any]]:
-        """BigQuery's ingestion-day pruning; a day of margin each side (partition day vs. clocks)."""
+        """BigQuery's ingestion-day pruning: the partitions of the days of `first` .. `end`, and a day
+        of margin each side (a load's `loaded_at` and its ingestion day may straddle midnight)."""
         if self.name != "bigquery":
             return [], []
-        low, a = self.timestamp(first - DAY)
+        low, a = self.timestamp(_midnight(first) - DAY)
         where, params = [f"_PARTITIONTIME >= {low}"], [a]
         if end is not None:
-            high, b = self.timestamp(end + DAY)
+            high, b = self.timestamp(_midnight(end) + 2 * DAY)
             where.append(f"_PARTITIONTIME < {high}")
             params.append(b)
         return [f"({' and '.join(where)} or _PARTITIONTIME is null)"], params
@@ -199,6 +200,10 @@ DIALECTS: dict[DialectName, Dialect] = {
     "bigquery": Dialect("bigquery", "bigquery", load_column="loaded_at", quote_char="`",
                         now_sql="current_timestamp()", paramstyle="pyformat_named"),
 }
+
+
+def _midnight(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def dialect_for(conn_type: str | None, declared: DialectName | None) -> Dialect:

@@ -7,8 +7,9 @@ plus one column per property (names snake_cased, objects flattened with `_`, arr
 Partitions and units. A partition is a UTC day of `received_at`. Its units are load slices: the
 rows of one table received that day whose `uuid_ts` (Segment's load time) falls in one hour. Key
 `<schema>.<table>@<YYYY-MM-DDTHH>` (the hour of `uuid_ts`, UTC), version (etag)
-`<rows>:<max uuid_ts>`. Only slices whose hour has ended by the warehouse's clock are listed, so a
-slice is normally read once, complete, and never changes afterwards: a scheduled run at hh:00 (or
+`<rows>:<max uuid_ts>` (BigQuery: `loaded_at` wherever `uuid_ts` is named here). Only slices whose
+hour has ended by the warehouse's clock are listed, so a slice is normally read once, complete, and never
+changes afterwards: a scheduled run at hh:00 (or
 better hh:10, leaving a load that straddles the hour time to commit) syncs every load made before hh:00.
 Rows loaded late (e.g. 30 h after they were received) form a new slice of their received day; the
 first run after the load whose lookback covers that day lists and syncs it, and no run before can
@@ -36,11 +37,10 @@ earlier-received copy only wins when it is loaded first or in the same slice). A
 sync's dedup rules apply (an earlier day synced after a later one sends its copy again, which
 Hyperline upserts on `record.id`).
 
-Dialect assumptions: `date_trunc('hour', ...)`, `current_timestamp`, `coalesce`, `LIMIT`, double-
-quoted identifiers and `information_schema.tables` (Postgres and Redshift; Snowflake folds
-Segment's names to upper case, so quoted lowercase names do not match there; BigQuery needs
-backticks). Parameters use the hook's placeholder (`%s` for Postgres). Naive timestamps are read
-as UTC. Tested on PostgreSQL.
+Dialects: every statement comes from the `dialects.Dialect` of the connection (`connection`):
+Postgres, Redshift, Snowflake (names stored upper-case: looked up folded, reported lower-case) or
+BigQuery (backticks, `loaded_at` as the load cursor, `_PARTITIONTIME` pruning). Naive timestamps are
+read as UTC; every session runs in UTC with the source's statement timeout.
 """
 
 from __future__ import annotations
