@@ -9,8 +9,8 @@ rows of one table received that day whose `uuid_ts` (Segment's load time) falls 
 `<schema>.<table>@<YYYY-MM-DDTHH>` (the hour of `uuid_ts`, UTC), version (etag)
 `<rows>:<max uuid_ts>` (BigQuery: `loaded_at` wherever `uuid_ts` is named here). Only slices whose
 hour has ended by the warehouse's clock are listed, so a slice is normally read once, complete, and never
-changes afterwards: a scheduled run at hh:00 (or
-better hh:10, leaving a load that straddles the hour time to commit) syncs every load made before hh:00.
+changes afterwards: a scheduled run at hh:00 (or better hh:10, leaving a load that straddles the hour
+time to commit) syncs every load made before hh:00.
 Rows loaded late (e.g. 30 h after they were received) form a new slice of their received day; the
 first run after the load whose lookback covers that day lists and syncs it, and no run before can
 (it does not exist yet). A slice that changes anyway (a load committed after its hour ended,
