@@ -142,3 +142,43 @@ def test_an_unreachable_server_fails_without_showing_the_password(postgres: Harn
     with pytest.raises(WarehouseReadError, match="cannot connect") as e:
         postgres.sync(pipeline, D1)
     assert PASSWORD not in str(e.value) and statuses(tmp_path)[0] == FAILED
+
+
+# -- connection types ------------------------------------------------------------------------------
+def _source(tmp_path: Path, **extra: Any) -> Any:
+    raw, _ = pipeline_config(tmp_path, events=["api_call"])
+    raw["pipelines"][0]["source"].update(extra)
+    return parse_config(raw).pipelines[0].source
+
+
+def test_a_bigquery_connection_without_the_google_provider_fails_clearly(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from hyperline_sync.sources.warehouse.connection import connector_for
+
+    keyfile = json.dumps({"private_key": PASSWORD})
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(
+        {"conn_type": "google_cloud_platform", "extra": {"keyfile_dict": keyfile, "project": "analytics-prod"}}))
+    try:
+        import airflow.providers.google  # noqa: F401
+    except ImportError:
+        with pytest.raises(WarehouseReadError, match=r"no bigquery hook .*apache-airflow-providers-google") as e:
+            connector_for(_source(tmp_path, schema="analytics-prod.shop_prod"))
+        assert PASSWORD not in str(e.value)
+    else:  # pragma: no cover - the provider is not in this project's lock
+        assert connector_for(_source(tmp_path)).dialect.name == "bigquery"
+
+
+@pytest.mark.parametrize(("conn_type", "declared", "dialect", "hook"), [
+    ("redshift", None, "redshift", "RedshiftSQLHook"),
+    ("postgres", "redshift", "redshift", "PostgresHook"),
+    ("postgres", None, "postgres", "PostgresHook"),
+])
+def test_the_connection_type_picks_the_dialect_and_the_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            conn_type: str, declared: str | None, dialect: str,
+                                                            hook: str) -> None:
+    from hyperline_sync.sources.warehouse.connection import connector_for
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(
+        {"conn_type": conn_type, "host": "127.0.0.1", "port": unused_port(), "login": "u", "schema": "segment"}))
+    connector = connector_for(_source(tmp_path, **({"dialect": declared} if declared else {})))
+    assert (connector.dialect.name, connector.via) == (dialect, hook)

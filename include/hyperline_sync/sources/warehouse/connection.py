@@ -41,6 +41,7 @@ class Connector:
     dialect: Dialect
     open: Callable[[], Any]
     secrets: tuple[str, ...]  # removed from any error text
+    via: str  # what connects: the hook's class, or the Snowflake connector
 
 
 def connector_for(config: WarehouseSourceConfig) -> Connector:
@@ -54,7 +55,8 @@ def connector_for(config: WarehouseSourceConfig) -> Connector:
     dialect = dialect_for(conn.conn_type, config.dialect)
     secrets = tuple(s for s in (conn.password, quote(conn.password or "", safe="")) if s)
     if dialect.name == "snowflake":
-        return Connector(dialect, lambda: _snowflake(conn, config.query_timeout_seconds), secrets)
+        return Connector(dialect, lambda: _snowflake(conn, config.query_timeout_seconds), secrets,
+                         "snowflake-connector-python")
     try:
         hook = conn.get_hook()
     except Exception as exc:
@@ -81,7 +83,7 @@ def connector_for(config: WarehouseSourceConfig) -> Connector:
                 cursor.close()
         return db
 
-    return Connector(dialect, open_with_hook, secrets)
+    return Connector(dialect, open_with_hook, secrets, type(hook).__name__)
 
 
 def _snowflake(conn: Any, timeout: int) -> Any:

@@ -108,6 +108,8 @@ class WarehouseSource:
     def connector(self) -> Connector:
         if self._connector is None:
             self._connector = connector_for(self.config)
+            log.info("warehouse %s: %s SQL through %s", self.config.conn_id, self._connector.dialect.name,
+                     self._connector.via)
         return self._connector
 
     @property
