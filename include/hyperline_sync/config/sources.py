@@ -109,12 +109,9 @@ def _event_list(value: Any) -> Any:
 
 def _schema_name(value: str) -> str:
     project, dot, dataset = value.rpartition(".")
-    if dot and not _PROJECT.match(project):
-        raise problem("must be project.dataset with a BigQuery project id (a-z, 0-9, -; 6-30), got {value}",
-                      value=value)
-    if not _SQL_NAME.match(dataset):
+    if (dot and not _PROJECT.match(project)) or not _SQL_NAME.match(dataset):
         raise problem("must be a Segment source schema: lowercase letters, digits and _ only (at most 127), "
-                      "or project.dataset on BigQuery, got {value}", value=value)
+                      "or project.dataset on BigQuery (a project id: 6-30 of a-z, 0-9, -), got {value}", value=value)
     return value
 
 
