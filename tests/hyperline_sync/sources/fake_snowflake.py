@@ -8,18 +8,23 @@ time), numbers NUMBER or FLOAT. Each warehouse is a database of its own on one s
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import fakesnow
 import pytest
 import snowflake.connector
 
 from tests.hyperline_sync.sources.test_warehouse_postgres import CONN_ID, EVENT_TABLES, SCHEMA, Row
 
+# Taken at import: fakesnow.server, the function, is shadowed by its submodule once it has run.
+_START = fakesnow.server
 _TYPES = {"text": "VARCHAR", "bigint": "NUMBER(38,0)", "numeric": "FLOAT", "boolean": "BOOLEAN",
           "timestamptz": "TIMESTAMP_TZ"}
 COMMON = ("ID VARCHAR(1024), RECEIVED_AT TIMESTAMP_TZ NOT NULL, UUID_TS TIMESTAMP_NTZ, SENT_AT TIMESTAMP_TZ, "
@@ -49,13 +54,19 @@ def _keep_null_timestamps() -> None:
     arrow.timestamp_to_sf_struct = with_nulls
 
 
-@pytest.fixture(scope="session")
-def fakesnow_server() -> Iterator[dict[str, Any]]:
-    import fakesnow
-
+@functools.cache
+def _server() -> dict[str, Any]:
+    """One server per test process, on a free port of 127.0.0.1 (several modules import the fixture)."""
     _keep_null_timestamps()
-    with fakesnow.server(host="127.0.0.1") as kwargs:  # a free port on 127.0.0.1
-        yield kwargs
+    manager = _START(host="127.0.0.1")
+    kwargs = manager.__enter__()
+    atexit.register(manager.__exit__, None, None, None)
+    return kwargs
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server() -> dict[str, Any]:
+    return _server()
 
 
 def _value(value: Any) -> Any:
