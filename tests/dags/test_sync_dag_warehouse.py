@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,17 +44,15 @@ pytestmark = pytest.mark.slow
 
 @dataclass
 class Harness(DagHarness):
-    warehouse: SegmentWarehouse
+    warehouse: Any  # SegmentWarehouse, or fake_snowflake.SnowflakeWarehouse
 
     def partitions(self, dag_run) -> dict[str, dict]:
         return {p["partition"]: p for p in self.report(dag_run)["partitions"]}
 
 
-@pytest.fixture
-def harness(postgres_url, tmp_path, monkeypatch) -> Harness:
-    warehouse = SegmentWarehouse(postgres_url).create()
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", warehouse.airflow_uri)
-    pipeline = {
+def pipeline() -> dict:
+    """The pipeline of every scenario (also run on Snowflake: test_sync_dag_warehouse_snowflake.py)."""
+    return {
         "name": PIPELINE,
         "source": {"kind": "warehouse", "conn_id": CONN_ID, "schema": SCHEMA,
                    "events": ["api_call", "storage_used", "debug_ping"], "lookback_days": 3},
@@ -61,7 +60,13 @@ def harness(postgres_url, tmp_path, monkeypatch) -> Harness:
         "mapping": {"events": {"exclude": ["Debug Ping"]}},
         "tuning": {"retries": 0, "chunk_size": 40, "batch_size": 25},
     }
-    with pipeline_with_emulator(pipeline, API_KEY, tmp_path, monkeypatch) as (state_dir, emulator):
+
+
+@pytest.fixture
+def harness(postgres_url, tmp_path, monkeypatch) -> Harness:
+    warehouse = SegmentWarehouse(postgres_url).create()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", warehouse.airflow_uri)
+    with pipeline_with_emulator(pipeline(), API_KEY, tmp_path, monkeypatch) as (state_dir, emulator):
         yield Harness(PIPELINE, emulator, state_dir, warehouse)
     warehouse.engine.dispose()
 

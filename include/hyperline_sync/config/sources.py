@@ -24,6 +24,8 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 # Segment's warehouse schema and table names (go-snakecase output: ASCII lowercase, digits, `_`).
 # Always quoted as identifiers in SQL; this rule also keeps anything that could escape the quotes out.
 _SQL_NAME = re.compile(r"^[a-z0-9_]{1,127}$")
+# A BigQuery dataset of another project: `project.dataset` (project ids: 6-30 of a-z, 0-9, -).
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 # Segment's own tables of a source schema: not event tables (`tracks` is used when `events` is omitted).
 WAREHOUSE_RESERVED_TABLES = frozenset(
     {"tracks", "identifies", "users", "pages", "screens", "groups", "accounts", "aliases"}
@@ -105,8 +107,16 @@ def _event_list(value: Any) -> Any:
     return value
 
 
+def _schema_name(value: str) -> str:
+    project, dot, dataset = value.rpartition(".")
+    if (dot and not _PROJECT.match(project)) or not _SQL_NAME.match(dataset):
+        raise problem("must be a Segment source schema: lowercase letters, digits and _ only (at most 127), "
+                      "or project.dataset on BigQuery (a project id: 6-30 of a-z, 0-9, -), got {value}", value=value)
+    return value
+
+
 class WarehouseSourceConfig(FrozenModel):
-    """A Segment warehouse schema read through any common-sql Airflow connection (Postgres tested).
+    """A Segment warehouse schema (Postgres, Redshift, Snowflake or BigQuery) read through an Airflow connection.
 
     `events` names the event tables to sync (one per Segment event, e.g. `api_call`); empty means
     every track through the `tracks` table (common columns only, so records hold no properties).
@@ -114,13 +124,25 @@ class WarehouseSourceConfig(FrozenModel):
     """
 
     kind: Literal["warehouse"] = Field("warehouse", description="warehouse")
-    conn_id: ConnId = Field(description="Airflow connection of the warehouse (any common-sql one).")
-    schema_: Annotated[Text, _sql_name("a Segment source schema")] = Field(
-        alias="schema", description="The Segment source's schema.")
+    conn_id: ConnId = Field(description="Airflow connection of the warehouse.")
+    dialect: Literal["postgres", "redshift", "snowflake", "bigquery"] | None = Field(
+        None, description="The warehouse's SQL; omitted: from the connection type (redshift behind a postgres one).")
+    schema_: Annotated[Text, AfterValidator(_schema_name)] = Field(
+        alias="schema", description="The Segment source's schema (BigQuery: dataset, or project.dataset).")
     events: Annotated[tuple[EventTable, ...], BeforeValidator(_event_list)] = Field(
         (), description="Event tables to sync; omitted: every event through `tracks`.")
     lookback_days: Int = Field(WAREHOUSE_DEFAULT_LOOKBACK_DAYS, ge=0, le=366,
                                description="Days re-read for late loads (same setting as tuning.lookback_days).")
+
+    query_timeout_seconds: Int = Field(900, ge=1, le=86_400,
+                                       description="Statement timeout of every warehouse query, in seconds.")
+
+    @model_validator(mode="after")
+    def _project_on_bigquery(self) -> WarehouseSourceConfig:
+        if "." in self.schema_ and self.dialect not in (None, "bigquery"):
+            raise problem("project.dataset names a BigQuery dataset; dialect is {value}", at=("schema",),
+                          value=self.dialect)
+        return self
 
     @field_validator("events")
     @classmethod

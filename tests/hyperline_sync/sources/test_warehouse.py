@@ -13,7 +13,7 @@ import pytest
 from hyperline_sync.config import PropertyRule, parse_config
 from hyperline_sync.sources.base import open_source
 from hyperline_sync.sources.errors import UnitReadError
-from hyperline_sync.sources.warehouse.naming import column_for_path, column_rule, quote_identifier, snake_case
+from hyperline_sync.sources.warehouse.naming import column_for_path, column_rule, snake_case
 from hyperline_sync.sources.warehouse.source import WarehouseReadError, WarehouseSource
 from hyperline_sync.sources.warehouse.values import iso_ms, record_value, timestamp_texts
 
@@ -74,11 +74,6 @@ def test_snake_case_is_segments(name: str, expected: str) -> None:
 )
 def test_mapping_paths_name_warehouse_columns(path: str, column: str) -> None:
     assert column_for_path(path) == column
-
-
-def test_identifiers_are_quoted_and_embedded_quotes_doubled() -> None:
-    assert quote_identifier("timestamp") == '"timestamp"'
-    assert quote_identifier('a"b; drop table x') == '"a""b; drop table x"'
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Segment's warehouse naming: snake_cased event and property names, and quoted identifiers.
+"""Segment's warehouse naming: snake_cased event and property names (quoting: `dialects`).
 
 Segment stores every event and property under its name snake_cased (`durationMs` ->
 `duration_ms`, `context.groupId` -> `context_group_id`); the mapping names things as they are in
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hyperline_sync.config.mapping import PropertyRule
 
-__all__ = ["COMMON_COLUMNS", "CONTEXT_PREFIX", "column_for_path", "column_rule", "quote_identifier", "snake_case"]
+__all__ = ["COMMON_COLUMNS", "CONTEXT_PREFIX", "column_for_path", "column_rule", "snake_case"]
 
 CONTEXT_PREFIX = "context_"
 # Segment's columns on every track row (plus the context_* space): never properties of the record.
@@ -66,11 +66,6 @@ def column_for_path(path: str) -> str:
     if parts[0] == "properties" and len(parts) > 1:
         parts = parts[1:]
     return "_".join(snake_case(part) for part in parts)
-
-
-def quote_identifier(name: str) -> str:
-    """A double-quoted SQL identifier (names are validated by the config too; quotes are doubled)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def column_rule(rule: PropertyRule) -> PropertyRule:

@@ -61,9 +61,11 @@ class TablePlan:
         return found
 
 
-def table_plan(table: str, names: Sequence[str], customer_column: str, mapping: MappingConfig) -> TablePlan:
-    """The columns to read of `table` (`schema.table`), which has `names` (all of REQUIRED among them)."""
-    selected = list(REQUIRED)
+def table_plan(table: str, names: Sequence[str], customer_column: str, mapping: MappingConfig,
+               load_column: str = "uuid_ts") -> TablePlan:
+    """The columns to read of `table` (`schema.table`), which has `names` (all of REQUIRED among them,
+    `load_column` standing for `uuid_ts`: BigQuery's cursor is `loaded_at`)."""
+    selected = [load_column if c == "uuid_ts" else c for c in REQUIRED]
     customer = None
     if customer_column in names:
         if customer_column not in selected:

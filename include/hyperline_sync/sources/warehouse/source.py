@@ -7,9 +7,10 @@ plus one column per property (names snake_cased, objects flattened with `_`, arr
 Partitions and units. A partition is a UTC day of `received_at`. Its units are load slices: the
 rows of one table received that day whose `uuid_ts` (Segment's load time) falls in one hour. Key
 `<schema>.<table>@<YYYY-MM-DDTHH>` (the hour of `uuid_ts`, UTC), version (etag)
-`<rows>:<max uuid_ts>`. Only slices whose hour has ended by the warehouse's clock are listed, so a
-slice is normally read once, complete, and never changes afterwards: a scheduled run at hh:00 (or
-better hh:10, leaving a load that straddles the hour time to commit) syncs every load made before hh:00.
+`<rows>:<max uuid_ts>` (BigQuery: `loaded_at` wherever `uuid_ts` is named here). Only slices whose
+hour has ended by the warehouse's clock are listed, so a slice is normally read once, complete, and never
+changes afterwards: a scheduled run at hh:00 (or better hh:10, leaving a load that straddles the hour
+time to commit) syncs every load made before hh:00.
 Rows loaded late (e.g. 30 h after they were received) form a new slice of their received day; the
 first run after the load whose lookback covers that day lists and syncs it, and no run before can
 (it does not exist yet). A slice that changes anyway (a load committed after its hour ended,
@@ -36,11 +37,10 @@ earlier-received copy only wins when it is loaded first or in the same slice). A
 sync's dedup rules apply (an earlier day synced after a later one sends its copy again, which
 Hyperline upserts on `record.id`).
 
-Dialect assumptions: `date_trunc('hour', ...)`, `current_timestamp`, `coalesce`, `LIMIT`, double-
-quoted identifiers and `information_schema.tables` (Postgres and Redshift; Snowflake folds
-Segment's names to upper case, so quoted lowercase names do not match there; BigQuery needs
-backticks). Parameters use the hook's placeholder (`%s` for Postgres). Naive timestamps are read
-as UTC. Tested on PostgreSQL.
+Dialects: every statement comes from the `dialects.Dialect` of the connection (`connection`):
+Postgres, Redshift, Snowflake (names stored upper-case: looked up folded, reported lower-case) or
+BigQuery (backticks, `loaded_at` as the load cursor, `_PARTITIONTIME` pruning). Naive timestamps are
+read as UTC; every session runs in UTC with the source's statement timeout.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -56,8 +56,10 @@ from typing import Any
 from hyperline_sync.config.mapping import MappingConfig
 from hyperline_sync.config.models import PipelineConfig, WarehouseSourceConfig
 from hyperline_sync.pipeline.transform import ChunkResult
-from hyperline_sync.sources.errors import UnitReadError
-from hyperline_sync.sources.warehouse.naming import column_for_path, quote_identifier
+from hyperline_sync.redact import redact_secrets
+from hyperline_sync.sources.warehouse.connection import Connector, WarehouseReadError, connector_for
+from hyperline_sync.sources.warehouse.dialects import Dialect, Statement
+from hyperline_sync.sources.warehouse.naming import column_for_path
 from hyperline_sync.sources.warehouse.rows import ID, RECEIVED_AT, REQUIRED, TablePlan, table_plan, transform_rows
 from hyperline_sync.sources.warehouse.values import utc
 
@@ -68,10 +70,7 @@ log = logging.getLogger(__name__)
 HOUR = dt.timedelta(hours=1)
 NO_LOAD_TIME = "no_uuid_ts"  # key suffix of the rows without a uuid_ts (not expected from Segment)
 _COLUMN_NAME = re.compile(r"^[A-Za-z0-9_]{1,127}$")
-
-
-class WarehouseReadError(UnitReadError):
-    """A slice (or the listing of a day) could not be read. `key` names the slice or the table."""
+_TABLE = "\0table"  # the key of a table's own stored name among its columns' (no column is named so)
 
 
 @dataclass(frozen=True)
@@ -100,49 +99,45 @@ class WarehouseSource:
         self.config: WarehouseSourceConfig = pipeline.source
         self.mapping: MappingConfig = pipeline.mapping
         self.customer_column = column_for_path(self.mapping.customer_id)
-        self._hook: Any = None
-        self._plans: dict[str, TablePlan] = {}
+        self._connector: Connector | None = None
+        self._stored_tables: dict[str, str] = {}  # Segment table name -> as the warehouse stores it
+        self._plans: dict[str, tuple[TablePlan, dict[str, str]]] = {}
 
     # -- connection ----------------------------------------------------------------------------
-    def _get_hook(self) -> Any:
-        if self._hook is None:
-            from airflow.providers.common.sql.hooks.sql import DbApiHook
-            from airflow.sdk import BaseHook
+    @property
+    def connector(self) -> Connector:
+        if self._connector is None:
+            self._connector = connector_for(self.config)
+            log.info("warehouse %s: %s SQL through %s", self.config.conn_id, self._connector.dialect.name,
+                     self._connector.via)
+        return self._connector
 
-            conn_id = self.config.conn_id
-            try:
-                hook = BaseHook.get_connection(conn_id).get_hook()
-            except Exception as exc:
-                raise WarehouseReadError(f"connection {conn_id}", f"{type(exc).__name__}: {exc}") from exc
-            if not isinstance(hook, DbApiHook):
-                raise WarehouseReadError(f"connection {conn_id}",
-                                         f"its hook {type(hook).__name__} is not a common-sql DbApiHook")
-            self._hook = hook
-        return self._hook
+    @property
+    def dialect(self) -> Dialect:
+        return self.connector.dialect
 
     @contextmanager
     def _connect(self, what: str) -> Iterator[Any]:
-        hook = self._get_hook()
+        connector = self.connector
         try:
-            conn = hook.get_conn()
+            conn = connector.open()
         except Exception as exc:
-            raise WarehouseReadError(what, f"cannot connect ({self.config.conn_id}): {type(exc).__name__}: {exc}") \
-                from exc
+            raise WarehouseReadError(what, self._reason(f"cannot connect ({self.config.conn_id})", exc)) from exc
         try:
-            # No transaction stays open between pages: Segment's loader needs exclusive locks to add columns.
-            if getattr(hook, "supports_autocommit", False):
-                hook.set_autocommit(conn, True)
             yield conn
         finally:
             with suppress(Exception):
                 conn.close()
 
-    def _query(self, conn: Any, what: str, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
-        placeholder = self._get_hook().placeholder
+    def _reason(self, doing: str, exc: Exception) -> str:
+        return redact_secrets(f"{doing}: {type(exc).__name__}: {str(exc).strip()}", self.connector.secrets)
+
+    def _query(self, conn: Any, what: str, statement: Statement) -> tuple[list[str], list[tuple]]:
+        sql, params = statement.render(self.dialect.paramstyle)
         try:
             cursor = conn.cursor()
             try:
-                cursor.execute(sql.replace("{p}", placeholder), tuple(params))
+                cursor.execute(sql, params)
                 rows = cursor.fetchall()
                 names = [d[0] for d in cursor.description or ()]
             finally:
@@ -150,11 +145,8 @@ class WarehouseSource:
             if not getattr(conn, "autocommit", False):
                 conn.commit()  # a driver without autocommit: end the read transaction now
         except Exception as exc:
-            raise WarehouseReadError(what, f"{type(exc).__name__}: {str(exc).strip()}") from exc
+            raise WarehouseReadError(what, self._reason("query failed", exc)) from exc
         return names, rows
-
-    def _table_ref(self, table: str) -> str:
-        return f"{quote_identifier(self.config.schema)}.{quote_identifier(table)}"
 
     # -- listing -------------------------------------------------------------------------------
     def list_units(self, day: dt.date) -> list[WarehouseUnit]:
@@ -164,28 +156,21 @@ class WarehouseSource:
         units: list[WarehouseUnit] = []
         loading = 0
         with self._connect(f"{schema} ({day})") as conn:
-            _, rows = self._query(conn, schema, "select current_timestamp")
+            dialect = self.dialect
+            _, rows = self._query(conn, schema, dialect.now())
             now = utc(rows[0][0])
-            _, rows = self._query(
-                conn, schema, "select table_name from information_schema.tables where table_schema = {p}", (schema,)
-            )
-            existing = {row[0] for row in rows}
+            _, rows = self._query(conn, schema, dialect.tables(schema))
+            self._stored_tables = {dialect.segment_name(row[0]): row[0] for row in rows}
+            existing = self._stored_tables
             if "tracks" not in existing:  # Segment makes it first in every source schema
                 what = f"no table tracks in schema {schema!r}" if existing else f"no tables in schema {schema!r}"
                 raise WarehouseReadError(f"{schema}.tracks", f"{what} through connection {self.config.conn_id!r}: "
-                                                             "check source.schema and source.conn_id")
+                                                             "check source.schema and source.conn_id (and the grants)")
             for table in self.config.tables:
                 if table not in existing:
                     log.warning("%s.%s does not exist (yet): no %s events to sync", schema, table, table)
                     continue
-                _, slices = self._query(
-                    conn,
-                    f"{schema}.{table}",
-                    "select date_trunc('hour', uuid_ts), count(*), max(uuid_ts) "
-                    f"from {self._table_ref(table)} where received_at >= {{p}} and received_at < {{p}} "
-                    "group by date_trunc('hour', uuid_ts)",
-                    (start, start + dt.timedelta(days=1)),
-                )
+                _, slices = self._query(conn, f"{schema}.{table}", dialect.slices(schema, existing[table], start))
                 for hour, count, last in slices:
                     hour, last = utc(hour), utc(last)
                     if hour is not None and hour + HOUR > now:
@@ -208,29 +193,17 @@ class WarehouseSource:
     def chunks(self, unit: WarehouseUnit, chunk_size: int) -> Iterator[ChunkResult]:
         """The slice's rows in `received_at, id` order, `chunk_size` at a time, transformed."""
         start = dt.datetime.combine(unit.day, dt.time(), tzinfo=dt.UTC)
-        where = ["received_at >= {p}", "received_at < {p}"]
-        bounds: list[Any] = [start, start + dt.timedelta(days=1)]
-        if unit.hour is None:
-            where.append("uuid_ts is null")
-        else:
-            where += ["uuid_ts >= {p}", "uuid_ts < {p}"]
-            bounds += [unit.hour, unit.hour + HOUR]
         with self._connect(unit.key) as conn:
-            plan = self._plan(conn, unit)
-            select = (f"select {', '.join(quote_identifier(c) for c in plan.names)} "
-                      f"from {self._table_ref(unit.table)} where {' and '.join(where)}")
-            order = " order by received_at, coalesce(id, '')"
+            plan, stored = self._plan(conn, unit)
+            dialect, schema = self.dialect, self.config.schema
+            columns = [stored[c] for c in plan.names]
             after: tuple[Any, str] | None = None  # keyset: (received_at, id) of the last row passed
             ties = 0  # rows passed whose key equals `after` (true duplicates share the whole key)
             line_no = 1
             while True:
                 limit = chunk_size + ties
-                if after is None:
-                    _, fetched = self._query(conn, unit.key, f"{select}{order} limit {int(limit)}", bounds)
-                else:
-                    keyset = " and (received_at > {p} or (received_at = {p} and coalesce(id, '') >= {p}))"
-                    params = [*bounds, after[0], after[0], after[1]]
-                    _, fetched = self._query(conn, unit.key, f"{select}{keyset}{order} limit {int(limit)}", params)
+                page = dialect.page(schema, stored[_TABLE], columns, start, unit.hour, after, limit)
+                _, fetched = self._query(conn, unit.key, page)
                 rows = fetched
                 skip = 0
                 while after is not None and skip < ties and skip < len(rows) and _key(rows[skip]) == after:
@@ -248,23 +221,35 @@ class WarehouseSource:
                 if len(fetched) < limit:
                     return
 
-    def _plan(self, conn: Any, unit: WarehouseUnit) -> TablePlan:
-        plan = self._plans.get(unit.table)
-        if plan is not None:
-            return plan
-        names, _ = self._query(conn, unit.key, f"select * from {self._table_ref(unit.table)} where 1 = 0")
-        odd = [c for c in names if not _COLUMN_NAME.match(c)]
+    def _plan(self, conn: Any, unit: WarehouseUnit) -> tuple[TablePlan, dict[str, str]]:
+        """The table's read plan and the stored name of each Segment name (the table's under `_TABLE`)."""
+        found = self._plans.get(unit.table)
+        if found is not None:
+            return found
+        dialect, schema = self.dialect, self.config.schema
+        stored_table = self._stored_tables.get(unit.table) or dialect.stored(unit.table)
+        _, rows = self._query(conn, unit.key, dialect.columns(schema, stored_table))
+        if not rows:
+            raise WarehouseReadError(unit.key, f"table {schema}.{unit.table} not found (or no grant to read it)")
+        odd = [name for name, _ in rows if not _COLUMN_NAME.match(name)]
         if odd:  # not a name Segment makes; never pasted into SQL, even quoted
-            log.warning("%s.%s: columns %s are not Segment column names and are not read", self.config.schema,
+            log.warning("%s.%s: columns %s are not Segment column names and are not read", schema,
                         unit.table, ", ".join(map(repr, odd)))
-            names = [c for c in names if c not in odd]
-        missing = [c for c in REQUIRED if c not in names]
+        types = {dialect.segment_name(name): (name, kind) for name, kind in rows if name not in odd}
+        required = [c if c != "uuid_ts" else dialect.load_column for c in REQUIRED]
+        missing = [c for c in required if c not in types]
         if missing:
             raise WarehouseReadError(unit.key, f"not a Segment track table: no column {', '.join(missing)}")
-        plan = self._plans[unit.table] = table_plan(f"{self.config.schema}.{unit.table}", names,
-                                                     self.customer_column, self.mapping)
-        return plan
-
+        for name in required:
+            problem = dialect.unexpected_type(name, types[name][1])
+            if problem:
+                raise WarehouseReadError(unit.key, f"column {schema}.{unit.table}.{name} has {problem}")
+        plan = table_plan(f"{schema}.{unit.table}", list(types), self.customer_column, self.mapping,
+                          load_column=dialect.load_column)
+        stored = {name: stored_name for name, (stored_name, _) in types.items()}
+        stored[_TABLE] = stored_table
+        self._plans[unit.table] = plan, stored
+        return plan, stored
 
 
 def _key(row: tuple) -> tuple[Any, str]:
