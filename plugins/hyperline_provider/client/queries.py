@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -72,7 +73,7 @@ class EventQueries:
         for start in range(0, len(record_ids), MAX_DELETE_IDS):
             chunk = list(record_ids[start:start + MAX_DELETE_IDS])
             payload = orjson.dumps({"matching": "record_ids", "record_ids": chunk})
-            body = self._call("DELETE", lambda p=payload: self.client.transport.delete(self.client.list_url, p),
+            body = self._call("DELETE", partial(self.client.transport.delete, self.client.list_url, payload),
                               _delete_body)
             deleted += _deleted_count(body)
         return deleted
