@@ -20,6 +20,7 @@ from hyperline_provider.hooks.hyperline import HyperlineAuthError, HyperlineRequ
 from hyperline_sync.config import CONFIG_ENV, DAG_ID_PREFIX, ConfigError, PipelineConfig, read_pipelines
 from hyperline_sync.config.models import DEFAULT_SCHEDULE, DEFAULT_START_DATE
 from hyperline_sync.orchestration import tasks
+from hyperline_sync.orchestration.reconcile_dag import build_reconcile_dag
 from hyperline_sync.pipeline.partitions import PlanError, group_label
 
 DOC = """
@@ -180,6 +181,7 @@ if os.environ.get(CONFIG_ENV):
     _loaded = read_pipelines()
     for _pipeline in _loaded.pipelines:
         globals()[_pipeline.dag_id] = build_dag(_pipeline)
+        globals()[_pipeline.dag_id + "__reconcile"] = build_reconcile_dag(_pipeline)
     for _name, _error in _loaded.broken:
         log.error("pipeline %s is not scheduled, its config is invalid: %s", _name or "(unnamed)", _error)
         if _name is not None and DAG_ID_PREFIX + _name not in globals():
