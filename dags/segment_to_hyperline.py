@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleExcept
 from hyperline_provider.hooks.hyperline import HyperlineAuthError, HyperlineRequestError
 from hyperline_sync.config import CONFIG_ENV, DAG_ID_PREFIX, ConfigError, PipelineConfig, read_pipelines
 from hyperline_sync.config.models import DEFAULT_SCHEDULE, DEFAULT_START_DATE
-from hyperline_sync.orchestration import tasks
+from hyperline_sync.orchestration import corrections_approval, tasks
 from hyperline_sync.orchestration.reconcile_dag import build_reconcile_dag
 from hyperline_sync.pipeline.partitions import PlanError, group_label
 
@@ -135,7 +135,10 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
                 raise AirflowFailException(str(exc)) from exc
 
         groups = plan()
-        sync.partial(plan=groups).expand(days=groups) >> summarize(groups)
+        summary = summarize(groups)
+        sync.partial(plan=groups).expand(days=groups) >> summary
+        if pipeline.corrections == "retract":
+            corrections_approval.wire(name, summary)
 
     return sync_dag()
 

@@ -45,3 +45,29 @@ def test_a_scheduled_run_checks_the_seven_days_before_it() -> None:
     assert reconcile_range({}, dt.date(2026, 5, 10)) == ("2026-05-03", "2026-05-10")
     assert reconcile_range({"start": "2026-01-01", "end": "2026-01-03"}, dt.date(2026, 5, 10)) == (
         "2026-01-01", "2026-01-03")
+
+
+def test_a_retracting_pipeline_asks_a_human_before_large_deletions(tmp_path, monkeypatch) -> None:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    archive = generate_archive(tmp_path / "archive", "recSrc02", DAYS[:1], 200, seed=6, objects_per_day=1)
+    pipeline = {"name": PIPELINE, "source": {"kind": "s3_archive", "url": f"file://{archive.root}",
+                                             "source_id": archive.source_id},
+                "hyperline_conn_id": "hyperline_recdag", "corrections": "retract", "tuning": {"retries": 0}}
+    with pipeline_with_emulator(pipeline, KEY, tmp_path, monkeypatch):
+        from airflow.dag_processing.dagbag import DagBag
+
+        from tests.dag_runs import DAG_FILE
+
+        dag = DagBag(dag_folder=str(DAG_FILE)).get_dag(f"segment_to_hyperline__{PIPELINE}")
+        approve = dag.task_dict["approve_deletions"]
+        assert isinstance(approve, ApprovalOperator)
+        assert approve.upstream_task_ids == {"corrections_pending"}
+        assert dag.task_dict["apply_deletions"].upstream_task_ids == {"approve_deletions"}
+        assert dag.task_dict["corrections_pending"].trigger_rule == "all_done"
+
+        first = run_dag(f"segment_to_hyperline__{PIPELINE}", {"start": RANGE["start"], "end": DAYS[1].isoformat()})
+
+        assert first.state == "success"  # nothing waits for approval: the approval tasks are skipped
+        states = {ti.task_id: ti.state for ti in first.get_task_instances()}
+        assert states["corrections_pending"] == "success" and states["approve_deletions"] == "skipped"

@@ -110,3 +110,25 @@ def test_a_dry_run_shows_what_would_change_and_changes_nothing(archive, tmp_path
 
     assert emulator.events == before and rows == []
     assert outcome.corrections["would_delete"] == 3 and outcome.corrections["would_resend"] == 1
+
+
+def test_approved_deletions_are_applied_and_audited(archive, tmp_path, monkeypatch) -> None:
+    from hyperline_sync.orchestration import corrections_approval
+
+    config = pipeline(archive.root, archive.source_id, "retract", corrections_approval_over=0)
+    with pipeline_with_emulator(config, KEY, tmp_path, monkeypatch) as (_state_dir, emulator):
+        tasks.sync(PIPELINE, [DAY.isoformat()], {}, "manual__first")
+        names = {Path(k).name for k in archive.objects}
+        target = next(p for p in sorted(archive.root.rglob("*.gz")) if p.name in names)
+        gone, _ = rewrite(target, set(emulator.events), 2)
+        tasks.sync(PIPELINE, [DAY.isoformat()], {}, "manual__second")
+        assert corrections_approval.pending(PIPELINE, "manual__second") == sorted(gone)
+        assert set(gone) <= set(emulator.events)
+
+        assert corrections_approval.apply(PIPELINE, "manual__second") == 2
+
+        assert not set(gone) & set(emulator.events)
+        assert corrections_approval.pending(PIPELINE, "manual__second") == []
+        ledger = tasks.ledger_for(tasks.load_pipeline(PIPELINE)[0])
+        assert sorted(r["record_id"] for r in audit.rows(ledger.engine, PIPELINE, "manual__second", "deleted")) == \
+            sorted(gone)
