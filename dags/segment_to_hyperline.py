@@ -19,7 +19,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleExcept
 from hyperline_provider.hooks.hyperline import HyperlineAuthError, HyperlineRequestError
 from hyperline_sync.config import CONFIG_ENV, DAG_ID_PREFIX, ConfigError, PipelineConfig, read_pipelines
 from hyperline_sync.config.models import DEFAULT_SCHEDULE, DEFAULT_START_DATE
-from hyperline_sync.orchestration import tasks
+from hyperline_sync.orchestration import corrections_approval, tasks
+from hyperline_sync.orchestration.reconcile_dag import build_reconcile_dag
 from hyperline_sync.pipeline.partitions import PlanError, group_label
 
 DOC = """
@@ -134,7 +135,10 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
                 raise AirflowFailException(str(exc)) from exc
 
         groups = plan()
-        sync.partial(plan=groups).expand(days=groups) >> summarize(groups)
+        summary = summarize(groups)
+        sync.partial(plan=groups).expand(days=groups) >> summary
+        if pipeline.corrections == "retract":
+            corrections_approval.wire(name, summary)
 
     return sync_dag()
 
@@ -180,6 +184,7 @@ if os.environ.get(CONFIG_ENV):
     _loaded = read_pipelines()
     for _pipeline in _loaded.pipelines:
         globals()[_pipeline.dag_id] = build_dag(_pipeline)
+        globals()[_pipeline.dag_id + "__reconcile"] = build_reconcile_dag(_pipeline)
     for _name, _error in _loaded.broken:
         log.error("pipeline %s is not scheduled, its config is invalid: %s", _name or "(unnamed)", _error)
         if _name is not None and DAG_ID_PREFIX + _name not in globals():

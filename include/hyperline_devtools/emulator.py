@@ -10,12 +10,16 @@ until SIGINT/SIGTERM), or in-process::
 Hyperline behaviour reproduced: Bearer (or Basic, key as user) auth with 401 ``{"message": ...}``;
 ``POST /v1/events`` (one event, 201); ``POST /v1/events/batch`` (1-5000 events, 201 with
 ``events_created``/``events_failed``, invalid events listed as failed and not stored); upsert on
-``record.id``; ``GET /v1/events`` (``event_type`` required, ``take`` 0-100, ``skip``, ``record_id`` comma
-list, ``customer_id``); ``DELETE /v1/events`` by record ids; 400 with a message for a malformed body;
-optional ``X-RateLimit-*`` headers.
+``event_type`` + ``record.id`` (an event's identity: the same id under another type is another event);
+``GET /v1/events`` (``event_type`` required, ``take`` 0-100 default 50, ``skip``, ``record_id__in`` comma
+list, ``customer_id``, ``timestamp_gte``/``timestamp_lte``, ``sort=timestamp`` with ``order`` asc/desc;
+unknown parameters silently ignored, as Hyperline does); ``DELETE /v1/events`` by record ids (every event
+type), answering ``{"deleted": n}``; 400 with a message for a malformed body; optional ``X-RateLimit-*``
+headers.
 
 Faults (see :class:`Faults`) add 429s, 5xx, dropped connections, lost acknowledgements (store then 500),
-latency, a permanent status, refused customers/records, whole-batch 400s and 413s, or a scripted sequence.
+latency, a permanent status, refused customers/records, whole-batch 400s and 413s, or a scripted sequence;
+``read_script`` does the same for listings and deletions (``GET``/``DELETE /v1/events``).
 
 Admin endpoints (no auth; the emulator binds 127.0.0.1): ``GET /_emulator/stats``,
 ``GET /_emulator/events``, ``POST /_emulator/faults`` (a Faults JSON object), ``POST /_emulator/reset``.
@@ -84,18 +88,20 @@ class Faults:
     rate_limit: int | None = None
     rate_limit_window: float = 10.0
     script: tuple[str, ...] = ()
+    read_script: tuple[str, ...] = ()
     seed: int | None = None
 
     def __post_init__(self) -> None:
         rates = (self.rate_429, self.rate_5xx, self.rate_drop, self.rate_store_then_500)
         if any(r < 0 for r in rates) or sum(rates) > 1:
             raise ValueError(f"fault rates must be >= 0 and sum to <= 1, got {rates}")
-        for item in self.script:
+        for item in (*self.script, *self.read_script):
             if item not in _SCRIPT_WORDS and not (item.isdigit() and len(item) == 3):
                 raise ValueError(f"script item {item!r} is not a status or one of {sorted(_SCRIPT_WORDS)}")
         for name in ("reject_customer_ids", "reject_record_ids", "poison_record_ids"):
             object.__setattr__(self, name, frozenset(getattr(self, name)))
-        object.__setattr__(self, "script", tuple(str(s) for s in self.script))
+        for name in ("script", "read_script"):
+            object.__setattr__(self, name, tuple(str(s) for s in getattr(self, name)))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Faults:
@@ -110,7 +116,7 @@ class Faults:
         data = asdict(self)
         for name in ("reject_customer_ids", "reject_record_ids", "poison_record_ids"):
             data[name] = sorted(data[name])
-        data["script"] = list(self.script)
+        data["script"], data["read_script"] = list(self.script), list(self.read_script)
         return data
 
 
@@ -160,7 +166,7 @@ def event_problem(event: Any) -> str | None:
 class _State:
     """Everything the emulator stores; guarded by ``Emulator._lock``."""
 
-    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # by (event_type, record.id)
     post_counts: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     requests: int = 0
@@ -194,6 +200,7 @@ class Emulator:
         self._faults = faults or Faults()
         self._rng = random.Random(self._faults.seed)
         self._script: deque[str] = deque(self._faults.script)
+        self._read_script: deque[str] = deque(self._faults.read_script)
         self._server = ThreadingHTTPServer((host, port), _Handler)
         self._server.daemon_threads = True
         self._server.emulator = self  # type: ignore[attr-defined]
@@ -239,9 +246,26 @@ class Emulator:
     # ------------------------------------------------------------ inspection
     @property
     def events(self) -> dict[str, dict[str, Any]]:
-        """Stored events by ``record.id`` (a snapshot)."""
+        """Stored events by ``record.id`` (a snapshot; of an id stored under several event types, the
+        last stored: see ``stored_events`` for all)."""
         with self._lock:
-            return dict(self._state.events)
+            return {record_id: event for (_, record_id), event in self._state.events.items()}
+
+    def stored_events(self) -> list[dict[str, Any]]:
+        """Every stored event, one per ``event_type`` + ``record.id`` (a snapshot)."""
+        with self._lock:
+            return list(self._state.events.values())
+
+    def remove(self, *record_ids: str) -> None:
+        """Forget events as if they had been lost at Hyperline (tests of the reconcile)."""
+        with self._lock:
+            for key in [k for k in self._state.events if k[1] in record_ids]:
+                del self._state.events[key]
+
+    def put(self, event: dict[str, Any]) -> None:
+        """Store an event as is, without counting a post (a test's changed or stray event)."""
+        with self._lock:
+            self._state.events[(event["event_type"], event["record"]["id"])] = event
 
     @property
     def post_counts(self) -> Counter[str]:
@@ -297,12 +321,14 @@ class Emulator:
             self._state = _State()
             self._rng = random.Random(self._faults.seed)
             self._script = deque(self._faults.script)
+            self._read_script = deque(self._faults.read_script)
 
     def set_faults(self, faults: Faults) -> None:
         with self._lock:
             self._faults = faults
             self._rng = random.Random(faults.seed)
             self._script = deque(faults.script)
+            self._read_script = deque(faults.read_script)
 
     # ------------------------------------------------------------ request logic
     def _authorized(self, header: str | None) -> bool:
@@ -349,8 +375,11 @@ class Emulator:
                         retry_after = max(reset_at - now, 0.0)
             if outcome == "ok" and faults.always_status is not None:
                 outcome = str(faults.always_status)
-            if outcome != "ok" or not ingest:
+            if outcome != "ok":
                 pass
+            elif not ingest:
+                if self._read_script:
+                    outcome = self._read_script.popleft()
             elif self._script:
                 outcome = self._script.popleft()
             else:
@@ -393,7 +422,7 @@ class Emulator:
                 count = counts.get
                 for event in created:
                     record_id = event["record"]["id"]
-                    stored[record_id] = event
+                    stored[(event["event_type"], record_id)] = event
                     counts[record_id] = count(record_id, 0) + 1
         if self.freeze_gc:
             gc.freeze()
@@ -407,29 +436,40 @@ class Emulator:
             state.max_request_bytes = max(state.max_request_bytes, size)
 
     def _list(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
-        if not query.get("event_type", [""])[0]:
+        """``GET /v1/events``; parameters it does not know are ignored (the unfiltered list), as Hyperline does."""
+        event_type = query.get("event_type", [""])[0]
+        if not event_type:
             return 400, {"message": "event_type is required"}
         try:
-            take = int(query.get("take", ["10"])[0])
+            take = int(query.get("take", ["50"])[0])
             skip = int(query.get("skip", ["0"])[0])
+            since = _epoch_ms(query["timestamp_gte"][0]) if "timestamp_gte" in query else None
+            until = _epoch_ms(query["timestamp_lte"][0]) if "timestamp_lte" in query else None
         except ValueError:
-            return 400, {"message": "take and skip must be integers"}
-        if not 0 <= take <= MAX_TAKE or skip < 0:
-            return 400, {"message": f"take must be 0-{MAX_TAKE} and skip >= 0"}
+            return 400, {"message": "take and skip must be integers, timestamp_gte/lte ISO 8601 date-times"}
+        order, sort = query.get("order", ["desc"])[0], query.get("sort", [None])[0]
+        if not 0 <= take <= MAX_TAKE or skip < 0 or order not in ("asc", "desc") or sort not in (None, "timestamp"):
+            return 400, {"message": f"take must be 0-{MAX_TAKE}, skip >= 0, order asc|desc, sort timestamp"}
         with self._lock:
             stored = self._state.events
-            if "record_id" in query:
-                wanted = [i for v in query["record_id"] for i in v.split(",") if i]
-                events = [stored[i] for i in wanted if i in stored]
+            if "record_id__in" in query:
+                wanted = dict.fromkeys(i for v in query["record_id__in"] for i in v.split(",") if i)
+                events = [stored[(event_type, i)] for i in wanted if (event_type, i) in stored]
             else:
-                events = list(stored.values())
-        events = [e for e in events if e["event_type"] == query["event_type"][0]]
+                events = [e for (kind, _), e in stored.items() if kind == event_type]
         if "customer_id" in query:
             events = [e for e in events if e["customer_id"] == query["customer_id"][0]]
+        if since is not None:
+            events = [e for e in events if _epoch_ms(e["timestamp"]) >= since]
+        if until is not None:
+            events = [e for e in events if _epoch_ms(e["timestamp"]) <= until]
+        if sort == "timestamp":
+            events.sort(key=lambda e: _epoch_ms(e["timestamp"]), reverse=order == "desc")
         page = events[skip : skip + take]
         data = [
             {
-                "id": "evt_" + hashlib.blake2b(e["record"]["id"].encode(), digest_size=10).hexdigest(),
+                "id": "evt_" + hashlib.blake2b(f"{e['event_type']}/{e['record']['id']}".encode(),
+                                               digest_size=10).hexdigest(),
                 "event_type": e["event_type"],
                 "timestamp": e["timestamp"],
                 "customer_id": e["customer_id"],
@@ -439,6 +479,16 @@ class Emulator:
             for e in page
         ]
         return 200, {"meta": {"total": len(events), "taken": len(data), "skipped": skip}, "data": data}
+
+
+def _epoch_ms(timestamp: Any) -> int:
+    """An event's timestamp (ISO 8601 with a zone, or epoch milliseconds) as epoch milliseconds."""
+    if isinstance(timestamp, int):
+        return timestamp
+    parsed = datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {timestamp}")
+    return int(parsed.timestamp() * 1000)
 
 
 def _iso(epoch: float) -> str:
@@ -544,7 +594,7 @@ class _Handler(BaseHTTPRequestHandler):
         faults, outcome, headers, retry_after = emulator._begin(ingest=is_post)
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
-        if outcome == "drop" and is_post:
+        if outcome == "drop":
             emulator._note(0)
             return self._drop()
         if outcome == "429":
@@ -617,10 +667,13 @@ class _Handler(BaseHTTPRequestHandler):
         ids = request.get("record_ids") if isinstance(request, dict) else None
         if not isinstance(ids, list) or request.get("matching") != "record_ids" or len(ids) > MAX_BATCH:
             return 400, {"message": 'Body must be {"matching": "record_ids", "record_ids": [...]} (<= 5000)'}, None
+        wanted = set(ids)
         with self.emulator._lock:
             stored = self.emulator._state.events
-            deleted = sum(1 for i in ids if stored.pop(i, None) is not None)
-        return 200, {"deleted": deleted}, None
+            doomed = [key for key in stored if key[1] in wanted]  # every event type of each id
+            for key in doomed:
+                del stored[key]
+        return 200, {"deleted": len(doomed)}, None
 
 
 def main(argv: list[str] | None = None) -> int:

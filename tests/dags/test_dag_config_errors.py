@@ -40,7 +40,8 @@ def test_a_broken_pipeline_keeps_the_others_and_gets_a_failing_dag(config_file, 
     bag = load_bag()
 
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {f"segment_to_hyperline__{n}" for n in ("good", "other", "broken")}
+    assert set(bag.dag_ids) == {f"segment_to_hyperline__{n}" for n in ("good", "other", "broken")} | {
+        f"segment_to_hyperline__{n}__reconcile" for n in ("good", "other")}  # a broken pipeline has none
     assert set(bag.get_dag("segment_to_hyperline__good").task_dict) == {"plan", "sync", "summarize"}
     broken = bag.get_dag("segment_to_hyperline__broken")
     assert set(broken.task_dict) == {"config_error"}

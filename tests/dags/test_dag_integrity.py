@@ -36,7 +36,8 @@ def load_bag():
 def test_one_dag_per_pipeline_with_retries_pool_and_tags(two_pipelines):
     bag = load_bag()
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"segment_to_hyperline__acme", "segment_to_hyperline__globex"}
+    assert set(bag.dag_ids) == {"segment_to_hyperline__acme", "segment_to_hyperline__globex",
+                                "segment_to_hyperline__acme__reconcile", "segment_to_hyperline__globex__reconcile"}
     dag = bag.get_dag("segment_to_hyperline__acme")
     assert {"segment", "hyperline"} <= set(dag.tags)
     assert dag.max_active_runs == 1

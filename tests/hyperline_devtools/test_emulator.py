@@ -168,7 +168,7 @@ def test_listing_pages_and_filters(emulator: Emulator) -> None:
     post(emulator, "/v1/events/batch", [{**event("other"), "event_type": "storage"}])
 
     page = listing(emulator, take=2, skip=1).json()
-    by_id = listing(emulator, record_id="r4,r0,missing,other").json()
+    by_id = listing(emulator, record_id__in="r4,r0,missing,other").json()
     by_customer = listing(emulator, customer_id="cus_b", take=100).json()
     by_type = listing(emulator, event_type="storage").json()
 
@@ -199,6 +199,47 @@ def test_listing_is_as_strict_as_hyperline(emulator: Emulator, params: dict[str,
     assert answer.status_code == status
     if status == 400:
         assert answer.json()["message"]
+
+
+def test_listing_ignores_unknown_parameters_as_hyperline_does(emulator: Emulator) -> None:
+    post(emulator, "/v1/events/batch", [event(f"r{i}") for i in range(60)])
+
+    misspelt = listing(emulator, record_id="r1").json()  # the filter is record_id__in
+
+    assert misspelt["meta"]["total"] == 60 and misspelt["meta"]["taken"] == 50  # unfiltered, default take
+
+
+def test_listing_filters_timestamps_and_sorts(emulator: Emulator) -> None:
+    stamps = ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00+00:00", 1_795_348_800_000]  # the last: 2026-11-22 12:00Z
+    post(emulator, "/v1/events/batch", [{**event(f"t{i}"), "timestamp": ts} for i, ts in enumerate(stamps)])
+
+    window = listing(emulator, timestamp_gte="2026-11-21T00:00:00Z", timestamp_lte="2026-11-22T12:00:00Z").json()
+    ascending = listing(emulator, sort="timestamp", order="asc").json()
+    descending = listing(emulator, sort="timestamp").json()  # desc by default
+
+    assert sorted(e["record_id"] for e in window["data"]) == ["t1", "t2"]
+    assert [e["record_id"] for e in ascending["data"]] == ["t0", "t1", "t2"]
+    assert [e["record_id"] for e in descending["data"]] == ["t2", "t1", "t0"]
+    assert listing(emulator, timestamp_gte="yesterday").status_code == 400
+
+
+def test_an_id_under_two_event_types_is_two_events_and_delete_takes_both(emulator: Emulator) -> None:
+    post(emulator, "/v1/events/batch", [event("x"), {**event("x"), "event_type": "storage"}, event("y")])
+
+    assert len(emulator.stored_events()) == 3
+    assert listing(emulator, event_type="storage", record_id__in="x,y").json()["meta"]["total"] == 1
+    headers = {"Authorization": f"Bearer {KEY}"}
+    deleted = requests.delete(emulator.url + "/v1/events", json={"matching": "record_ids", "record_ids": ["x"]},
+                              headers=headers, timeout=10)
+    assert deleted.json() == {"deleted": 2}
+    assert [e["record"]["id"] for e in emulator.stored_events()] == ["y"]
+
+
+def test_read_script_applies_to_listings_only(emulator: Emulator) -> None:
+    emulator.set_faults(Faults(read_script=("503", "429")))
+    post(emulator, "/v1/events/batch", [event("a")])  # not consumed by the ingest POST
+
+    assert [listing(emulator).status_code for _ in range(3)] == [503, 429, 200]
 
 
 def test_delete_by_record_ids(emulator: Emulator) -> None:

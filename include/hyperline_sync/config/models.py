@@ -120,6 +120,8 @@ class TuningConfig(FrozenModel):
                                "flagged as suspiciously small.")
     empty_partition: Annotated[Literal["warn", "fail"], BeforeValidator(lambda v: _one_of(v, ("warn", "fail")))] = \
         Field("warn", description="What a partition with nothing to read does: warn (log, report) or fail.")
+    corrections_approval_over: Int = Field(1000, ge=0, description="With corrections: retract, a run deleting more "
+                                           "events than this waits for a human's approval before deleting them.")
 
     @field_validator("max_requests_per_second", mode="before")
     @classmethod
@@ -188,6 +190,11 @@ class PipelineConfig(FrozenModel):
         DEFAULT_SCHEDULE, description="5-field cron or @preset, UTC; null: manual runs only.")
     mapping: MappingConfig = Field(default_factory=MappingConfig, description="Which events and how they map.")
     tuning: TuningConfig = Field(default_factory=TuningConfig, description="Throughput, retries and limits.")
+    corrections: Annotated[Literal["off", "report", "retract"],
+                           BeforeValidator(lambda v: _one_of(v, ("off", "report", "retract")))] = Field(
+        "report", description="When a synced unit changes at the source (new ETag, new slice version): off "
+                              "ignores it; report lists the events changed or gone; retract also resends the "
+                              "changed ones and deletes the gone ones at Hyperline.")
 
     @model_validator(mode="before")
     @classmethod

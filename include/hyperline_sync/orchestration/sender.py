@@ -28,6 +28,13 @@ class HookSender:
         except ProviderUnavailableError as exc:  # its message holds no secret: the provider redacts
             raise HyperlineUnavailableError(str(exc)) from exc
 
+    def delete_events(self, record_ids: list[str]) -> int:
+        """Delete these record ids at Hyperline (corrections: retract)."""
+        try:
+            return self.hook.delete_events(record_ids)
+        except ProviderUnavailableError as exc:
+            raise HyperlineUnavailableError(str(exc)) from exc
+
 
 def make_sender(pipeline: PipelineConfig) -> Sender:
     """The pipeline's sender: a hook on its Hyperline connection, tuned by its ``tuning.*`` settings."""

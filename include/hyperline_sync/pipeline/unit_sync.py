@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from hyperline_sync.pipeline.corrections import UnitCorrections
 from hyperline_sync.pipeline.dedup import SeenIds, id_file
 from hyperline_sync.pipeline.ports import HyperlineUnavailableError
 from hyperline_sync.pipeline.transform import ChunkResult
@@ -103,6 +104,7 @@ class UnitSync:
         self.partial = Counts()  # the settled slices of the chunk in flight
         self.acked: list[str] = []  # a dry run's delivered ids (a real run's are in the checkpoint)
         self.in_flight: tuple[Future[None], Counts, list[dict]] | None = None
+        self.corrections = UnitCorrections.for_unit(job, unit)  # None with corrections: off
 
     @property
     def unit_counts(self) -> Counts:
@@ -134,6 +136,8 @@ class UnitSync:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-send") as pool:
             try:
                 for index, result in enumerate(job.source.chunks(self.unit, self.chunk_size)):
+                    if self.corrections is not None:
+                        self.corrections.observe(result.events)
                     if index < resumed:
                         seen.replay(result.events)  # answered by an earlier attempt: not sent again
                         self.outcome.resumed += result.read
@@ -242,6 +246,9 @@ class UnitSync:
         path = self.letters.close()
         if path is not None:
             self.outcome.dead_letters.append(str(path))
+        if self.corrections is not None:  # before the unit is done: a failure leaves it to be synced again
+            acked = self.acked if self.checkpoint is None else self.checkpoint.acked_ids()
+            self.corrections.finish(acked, self.outcome)
         if self.checkpoint is None:
             seen.commit_object(unit.key, self.acked)  # a dry run's go to its own store
         else:

@@ -184,3 +184,4 @@ def to_state(row: sa.Row) -> PartitionState:
         last_error=row.last_error,
         watermark=row.watermark,
     )
+from hyperline_sync.state import audit as _audit  # noqa: E402,F401 (registers the corrections audit table)

@@ -3,7 +3,8 @@ the request boundary (``transport``), what an answer is (``answers.classify``), 
 (``retry.RetryPolicy``), and the send loop itself (``client.HyperlineClient``)."""
 
 from hyperline_provider.client.client import CONNECTION_TEST_EVENT_TYPE, HyperlineClient
+from hyperline_provider.client.queries import EventPage, EventQueries
 from hyperline_provider.client.retry import RetryPolicy
 from hyperline_provider.client.transport import Transport
 
-__all__ = ["CONNECTION_TEST_EVENT_TYPE", "HyperlineClient", "RetryPolicy", "Transport"]
+__all__ = ["CONNECTION_TEST_EVENT_TYPE", "EventPage", "EventQueries", "HyperlineClient", "RetryPolicy", "Transport"]

@@ -48,6 +48,9 @@ class Transport:
     def get(self, url: str, params: Mapping[str, Any]) -> Reply:
         return self._request("GET", url, params=params, stream=True)
 
+    def delete(self, url: str, body: bytes) -> Reply:
+        return self._request("DELETE", url, data=body, stream=True)
+
     def _request(self, method: str, url: str, **kwargs: Any) -> Reply:
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
-from hyperline_provider.client import HyperlineClient, RetryPolicy
+from hyperline_provider.client import EventPage, EventQueries, HyperlineClient, RetryPolicy
 from hyperline_provider.exceptions import (
     HyperlineAuthError,
     HyperlineError,
@@ -146,6 +146,16 @@ class HyperlineHook(HttpHook):
         :class:`HyperlineRequestError`; the last two carry the partial result (``.result``, ``.delivered``).
         """
         return self.client.send_events(events, prevalidated=prevalidated)
+
+    def list_events(self, event_type: str, **filters: Any) -> EventPage:
+        """One page of ``GET /v1/events`` (filters: ``record_ids``, ``customer_id``, ``timestamp_gte``,
+        ``timestamp_lte``, ``take``, ``skip``, ``sort``, ``order``), resent like a batch on 429/5xx. Hyperline
+        ignores filters it does not know: check them on the page (``EventPage.unfiltered``)."""
+        return EventQueries(self.client).list_events(event_type, **filters)
+
+    def delete_events(self, record_ids: list[str]) -> int:
+        """``DELETE /v1/events`` of every event of these record ids, 5,000 ids a request; the number deleted."""
+        return EventQueries(self.client).delete_events(record_ids)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the URL and the key with a request any valid key may make; the message never holds the key."""

@@ -1,0 +1,114 @@
+"""One reconcile of a pipeline over a range of received days, as the CLI and the reconcile DAG run it.
+
+Derives the expected events of every day of the range (`pipeline.expected`), compares them with
+what Hyperline holds (`pipeline.reconcile`), repairs if asked, and writes `reconcile.json` (by
+default in the run's folder under `state.output_dir`). Whatever stops it (a source that cannot be
+read, Hyperline unreachable past its retries, a listing whose filter was ignored) leaves a report
+with `complete: false`, the days it checked and the error, redacted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from hyperline_sync.config import Config, PipelineConfig
+from hyperline_sync.pipeline.expected import expected_by_day
+from hyperline_sync.pipeline.partitions import PlanError, day_range, parse_day
+from hyperline_sync.pipeline.ports import Sender
+from hyperline_sync.pipeline.reconcile import HeldEvents, Reconciler
+from hyperline_sync.pipeline.reconcile_report import ReconcileReport
+from hyperline_sync.pipeline.sent_ids import SentIds
+from hyperline_sync.redact import redact_secrets
+from hyperline_sync.sources.base import open_source
+from hyperline_sync.state.ledger import open_ledger
+from hyperline_sync.state.report import run_dir
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "reconcile.json"
+
+
+@dataclass
+class ReconcileRequest:
+    config: Config
+    pipeline: PipelineConfig
+    start: str | dt.date
+    end: str | dt.date
+    run_id: str
+    repair: bool = False
+    output: Path | None = None
+    secrets: tuple[str, ...] = ()
+
+
+def hook_access(pipeline: PipelineConfig) -> tuple[HeldEvents, Sender]:
+    """The pipeline's Hyperline connection as what the reconcile reads and what it resends with (one hook,
+    so that both share a session and a request budget)."""
+    from hyperline_sync.orchestration.sender import HookSender, make_sender
+
+    sender = make_sender(pipeline)
+    assert isinstance(sender, HookSender)
+    return sender.hook, sender
+
+
+def days_of(start: str | dt.date, end: str | dt.date) -> list[dt.date]:
+    first, stop = parse_day(start, "start"), parse_day(end, "end")
+    if stop <= first:
+        raise PlanError(f"end ({stop}) must be after start ({first}); end is exclusive")
+    return day_range(first, stop)
+
+
+def reconcile(request: ReconcileRequest, held: HeldEvents | None = None,
+              sender: Sender | None = None) -> ReconcileReport:
+    """Run the reconcile; the report says whether it completed (`complete`) and whether Hyperline is exact."""
+    days = days_of(request.start, request.end)
+    pipeline, config = request.pipeline, request.config
+    report = ReconcileReport(pipeline=pipeline.name, start=days[0].isoformat(),
+                             end=(days[-1] + dt.timedelta(days=1)).isoformat(), repair=request.repair)
+    try:
+        if held is None or (sender is None and request.repair):
+            held, sender = hook_access(pipeline)
+        ledger = open_ledger(config.state.ledger_conn_id, config.state.dir, request.secrets)
+        expected = dict(expected_by_day(pipeline, ledger, open_source(pipeline), config.state.dir, days))
+        event_types = sorted({e["event_type"] for events in expected.values() for e in events})
+        checker = Reconciler(held, SentIds(config.state.dir, pipeline.name), sender, report)
+        for day, events in expected.items():
+            checker.check_day(day, events, event_types)
+            log.info("reconcile %s %s: %s", pipeline.name, day, report.days.get(day.isoformat(), {}))
+        checker.scan_unexpected(days[0], days[-1] + dt.timedelta(days=1), event_types)
+        if request.repair:
+            checker.repair()
+        report.complete = True
+    except Exception as exc:
+        report.error = redact_secrets(f"{type(exc).__name__}: {exc}", request.secrets)
+        log.error("reconcile of %s stopped after the days %s: %s", pipeline.name,
+                  ", ".join(report.checked_days) or "(none)", report.error)
+    write(report, request)
+    return report
+
+
+def default_output(config: Config, pipeline: str, run_id: str) -> Path:
+    return run_dir(config.state.output_dir, pipeline, run_id) / REPORT_NAME
+
+
+def write(report: ReconcileReport, request: ReconcileRequest) -> Path:
+    path = request.output or default_output(request.config, request.pipeline.name, request.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = redact_secrets(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode(), request.secrets)
+    path.write_text(text)
+    return path
+
+
+def summary(report: ReconcileReport) -> str:
+    """One paragraph for a log or a terminal."""
+    head = (f"reconcile of {report.pipeline} [{report.start}, {report.end}): checked {report.checked} events, "
+            f"{len(report.missing)} missing, {len(report.different)} different, {len(report.unexpected)} unexpected")
+    if report.repair:
+        head += f"; repaired {report.repaired}, still wrong {len(report.still_wrong)}"
+    if not report.complete:
+        head += f"; NOT COMPLETE (days checked: {', '.join(report.checked_days) or 'none'}): {report.error}"
+    return head

@@ -1,0 +1,66 @@
+"""What Hyperline holds from each unit: per record id, its event_type and a hash of its content.
+
+Written when a unit is done, next to the dedup's id files in
+`<state_dir>/<pipeline>/sent/<YYYY-MM-DD>/<sha1(key)>.parquet` (temporary file, then rename), with
+the unit's version (ETag) in the file's metadata. When a unit comes back at another version, the
+new events are compared with it (`pipeline.corrections`): what changed and what is gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hyperline_sync.pipeline.dedup import hash_ids
+
+_ETAG = b"etag"
+
+Entry = tuple[str, int]  # (event_type, content hash)
+
+
+@dataclass
+class Manifest:
+    etag: str
+    entries: dict[str, Entry]  # by record id
+
+
+def manifest_path(state_dir: Path, pipeline: str, day: str, key: str) -> Path:
+    digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
+    return Path(state_dir) / pipeline / "sent" / day / f"{digest}.parquet"
+
+
+def content_hashes(events: list[dict]) -> np.ndarray:
+    """64-bit hashes of events as sent (keys sorted, so that field order does not matter)."""
+    texts = np.array([orjson.dumps(e, option=orjson.OPT_SORT_KEYS).decode() for e in events], dtype=object)
+    return hash_ids(texts)
+
+
+def read_manifest(path: Path) -> Manifest | None:
+    if not path.exists():
+        return None
+    table = pq.read_table(path)
+    etag = (table.schema.metadata or {}).get(_ETAG, b"").decode()
+    ids = table.column("record_id").to_pylist()
+    types = table.column("event_type").to_pylist()
+    hashes = table.column("h").to_pylist()
+    return Manifest(etag, {i: (t, int(h)) for i, t, h in zip(ids, types, hashes, strict=True)})
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    ids = list(manifest.entries)
+    table = pa.table({
+        "record_id": pa.array(ids, type=pa.string()),
+        "event_type": pa.array([manifest.entries[i][0] for i in ids], type=pa.string()),
+        "h": pa.array([manifest.entries[i][1] for i in ids], type=pa.uint64()),
+    }).replace_schema_metadata({_ETAG: manifest.etag.encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
