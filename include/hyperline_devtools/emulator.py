@@ -132,15 +132,14 @@ def event_problem(event: Any) -> str | None:
         if type(value) is not str or not value:
             return f"{name} must be a non-empty string"
     timestamp = event.get("timestamp")
-    kind = type(timestamp)
-    if kind is str:
+    if isinstance(timestamp, str):
         try:
             parsed = datetime.fromisoformat(timestamp)
         except ValueError:
             return "timestamp must be an ISO 8601 date-time"
         if parsed.tzinfo is None or timestamp[10:11] != "T":
             return "timestamp must be an ISO 8601 date-time with a time zone"
-    elif kind is not int:
+    elif type(timestamp) is not int:
         return "timestamp must be an ISO 8601 string or epoch milliseconds"
     record = event.get("record")
     if type(record) is not dict:
@@ -210,7 +209,7 @@ class Emulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host if isinstance(host, str) else host.decode()}:{port}"
 
     def start(self) -> Emulator:
         if self._thread is None:

@@ -13,7 +13,7 @@ from hyperline_provider.exceptions import HyperlineUnavailableError as ProviderU
 from hyperline_provider.hooks.hyperline import HyperlineHook
 from hyperline_provider.results import SendResult
 from hyperline_sync.config.models import PipelineConfig
-from hyperline_sync.pipeline.ports import HyperlineUnavailableError, Sender
+from hyperline_sync.pipeline.ports import HyperlineUnavailableError
 
 
 class HookSender:
@@ -36,7 +36,7 @@ class HookSender:
             raise HyperlineUnavailableError(str(exc)) from exc
 
 
-def make_sender(pipeline: PipelineConfig) -> Sender:
+def make_sender(pipeline: PipelineConfig) -> HookSender:
     """The pipeline's sender: a hook on its Hyperline connection, tuned by its ``tuning.*`` settings."""
     return HookSender(
         HyperlineHook(

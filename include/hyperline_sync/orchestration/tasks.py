@@ -286,7 +286,7 @@ def summarize(pipeline_name: str, groups: list[list[str]] | None, params: dict, 
             state = ledger_states.get(day)
             outcome = PartitionOutcome(day, "unknown", error="no outcome recorded: the sync task did not finish")
             if state is not None:
-                outcome.error += f" (ledger: {state.status}, last error: {state.last_error})"
+                outcome.error = f"{outcome.error} (ledger: {state.status}, last error: {state.last_error})"
         ordered.append(outcome)
     report = build_report(pipeline=pipeline.name, run_id=run_id, dry_run=bool(params.get("dry_run")),
                           params=_public_params(params), outcomes=ordered)

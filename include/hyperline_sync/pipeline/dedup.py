@@ -136,7 +136,7 @@ class SeenIds:
         return len(self._known)
 
     def _load(self, root: Path, days: list[date]) -> np.ndarray:
-        parts = []
+        parts: list[np.ndarray] = []
         for day in days:
             folder = ids_root(root, self.pipeline) / day.isoformat()
             if folder.is_dir():

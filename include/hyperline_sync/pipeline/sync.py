@@ -140,8 +140,8 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
                     errors.append(outcome.warning)
     except Exception as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
-        with contextlib.suppress(AttributeError):
-            exc.partition_outcome = outcome  # what this run did before the error, for the run report
+        with contextlib.suppress(AttributeError):  # what this run did before the error, for the run report
+            exc.partition_outcome = outcome  # type: ignore[attr-defined]
         raise
     finally:
         outcome.seconds = round(time.monotonic() - started, 3)

@@ -44,6 +44,8 @@ SLICE_BATCHES = 2  # batches per send (the hook's max_in_flight): what a fault c
 class PartitionFailedError(RuntimeError):
     """Some objects of the partition could not be synced; the message names them and why."""
 
+    partition_outcome: PartitionOutcome | None = None  # what the run did before it failed
+
 
 class SystemicRejectionError(PartitionFailedError):
     """Hyperline refused most of a partition's events: a refusal of everything, not bad events."""
@@ -187,6 +189,7 @@ class UnitSync:
         """In the send thread: the chunk's events, a slice (SLICE_BATCHES batches) at a time, each
         slice accounted and checkpointed as soon as Hyperline has answered it."""
         job, step = self.job, job_slice(self.job)
+        assert job.sender is not None and self.checkpoint is not None  # a real run (not a dry run) sends
         ids, lines = fresh["message_id"].tolist(), fresh["line_no"].tolist()
         for start in range(0, len(events), step):
             if job.breaker is not None:
@@ -209,7 +212,7 @@ class UnitSync:
         self.outcome.retries += sent.retries
         failed_ids = {_record_id(f.event) for f in sent.failed}
         if failed_ids:
-            line_of = dict(zip(ids, lines, strict=True))
+            line_of: dict[Any, int] = dict(zip(ids, lines, strict=True))
             for failure in sent.failed:
                 self.letters.add(failure.reason, line_of.get(_record_id(failure.event)), event=failure.event)
         self.partial.read += len(ids)
@@ -271,7 +274,7 @@ class UnitSync:
             path = self.letters.publish()  # the rows so far, the refused chunk's included
             if path is not None:
                 self.outcome.dead_letters.append(str(path))
-            if isinstance(exc, SystemicRejectionError):
+            if isinstance(exc, SystemicRejectionError) and self.checkpoint is not None:
                 self.checkpoint.clear()
                 self.letters.resume(0)
         with contextlib.suppress(Exception):  # best effort: the ledger itself may be what failed

@@ -98,7 +98,7 @@ class PartitionClaims:
                     pass  # another run inserted it first; the guarded update below decides
             free = [p.claimed_by.is_(None), p.claimed_by == owner, p.claim_expires_at < now]
             holder = None if row is None else row.claimed_by
-            if holder is not None and holder != owner and row.run_id == run_id and holder_ended(holder):
+            if row is not None and holder not in (None, owner) and row.run_id == run_id and holder_ended(holder):
                 log.info("partition %s: its holder %s has ended; taking the claim over", partition, holder)
                 free.append(p.claimed_by == holder)  # compare-and-swap: only if still that holder's
             taken = conn.execute(
