@@ -48,6 +48,7 @@ class PartitionOutcome:
     watermark: str | None = None  # warehouse: newest uuid_ts of the slices, once all of them are synced
     warning: str | None = None  # a complete day with implausibly little data (pipeline.volume)
     resumed: int = 0  # lines settled by an earlier attempt, read again but not sent (see module docstring)
+    rejects: dict[str, int] = field(default_factory=dict)  # this run's rejected events by reason
 
     def to_json(self) -> dict:
         return asdict(self)
