@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pandas as pd
 
-from hyperline_sync.insight import usage as usage_module
 from hyperline_sync.insight.usage import UsageTally, combine, read_usage, usage_totals, write_usage
 
 
@@ -49,7 +48,7 @@ def test_counts_and_sums_exactly_what_was_accepted():
         ("2026-05-02", "c2", "api_call", 1, 0, 0),
         ("2026-05-02", "c2", "login", 1, None, None),
     ]
-    assert tally.events == 9
+    assert tally.frame()["events"].sum() == 9
 
 
 def test_without_sum_properties_it_counts_events_only():
@@ -61,16 +60,15 @@ def test_without_sum_properties_it_counts_events_only():
                                    ("2026-05-01", "c2", "login", 1)]
 
 
-def test_compacting_the_parts_keeps_the_totals(monkeypatch):
-    monkeypatch.setattr(usage_module, "COMPACT_EVERY", 3)
-    compacted, plain = UsageTally({"api_call": ["bytes"]}), []
-    for day in ["2026-05-01", "2026-05-02"] * 5:
-        compacted.add(day, FRAME)
-        one = UsageTally({"api_call": ["bytes"]})
-        one.add(day, FRAME)
-        plain.append(one.frame())
-    assert rows(compacted.frame()) == rows(combine(plain))
-    assert compacted.events == 50
+def test_slices_add_up_to_the_whole():
+    whole, sliced = (UsageTally({"api_call": ["bytes", "duration_ms"]}) for _ in range(2))
+    for day in ["2026-05-01", "2026-05-02"]:
+        whole.add(day, FRAME)
+        for start in range(len(FRAME)):
+            sliced.add(day, FRAME.iloc[start:start + 1])
+    assert rows(sliced.frame()) == rows(whole.frame())
+    assert rows(combine([whole.frame(), sliced.frame()])) == [
+        (*row[:3], 2 * row[3], *(None if v is None else 2 * v for v in row[4:])) for row in rows(whole.frame())]
 
 
 def test_the_csv_keeps_ids_as_strings_and_sums_exact(tmp_path):
@@ -88,3 +86,13 @@ def test_the_csv_keeps_ids_as_strings_and_sums_exact(tmp_path):
         ("00123", "login", 2, None, None),
         ("a,\"b\"\nc", "api_call", 2, Decimal("3.0"), 0),
     ]
+
+
+def test_integer_sums_are_exact_on_both_sides_of_the_float64_limit():
+    for big in (2**51 - 1, 2**52 + 1, 2**62):  # the first by a bincount, the others (past 2**53) one by one
+        tally = UsageTally({"api_call": ["n"]})
+        tally.add("2026-05-01", events([("m1", "c1", "api_call", {"n": big}), ("m2", "c1", "api_call", {"n": big}),
+                                        ("m3", "c2", "api_call", {"n": -3})]))
+        assert rows(tally.frame()) == [("2026-05-01", "c1", "api_call", 2, 2 * big),
+                                       ("2026-05-01", "c2", "api_call", 1, -3)]
+        assert all(type(v) is int for v in tally.frame()["sum_n"])
