@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from croniter import croniter
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from hyperline_sync.config.base import ConnId, FrozenModel, Int, Seconds, Text, matching, number_check
 from hyperline_sync.config.errors import ConfigError, problem, type_name
@@ -36,6 +36,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "PipelineConfig",
+    "ReportConfig",
     "S3ArchiveSourceConfig",
     "SourceConfig",
     "StateConfig",
@@ -131,6 +132,27 @@ class TuningConfig(FrozenModel):
         return value if value is None else float(value)
 
 
+def _field_names(fields: tuple[str, ...]) -> tuple[str, ...]:
+    if not fields:
+        raise problem("must list at least one record field (or leave the event type out)")
+    for i, name in enumerate(fields):
+        if name == "id":
+            raise problem("record.id is the messageId, not a number to sum", at=(i,))
+        if name in fields[:i]:
+            raise problem("{value} is listed twice", at=(i,), value=name)
+    return fields
+
+
+class ReportConfig(FrozenModel):
+    """What a run's usage summary (usage.csv, report.html) adds up besides the event counts."""
+
+    sum_properties: dict[Text, Annotated[tuple[Text, ...], AfterValidator(_field_names)]] = Field(
+        default_factory=dict,
+        description="Hyperline event type (after event_types renames) -> record fields (names as sent, after "
+                    "property renames) whose numeric values are summed per day, customer and event type: one "
+                    "sum_<field> column each.")
+
+
 def _one_of(value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise problem(f"must be one of: {', '.join(allowed)}, got {{value}}", value=value)
@@ -195,6 +217,7 @@ class PipelineConfig(FrozenModel):
         "report", description="When a synced unit changes at the source (new ETag, new slice version): off "
                               "ignores it; report lists the events changed or gone; retract also resends the "
                               "changed ones and deletes the gone ones at Hyperline.")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="What the usage summary adds up.")
 
     @model_validator(mode="before")
     @classmethod

@@ -18,6 +18,8 @@ from typing import Any, NoReturn
 import orjson
 
 from hyperline_sync.config import Config, PipelineConfig, read_pipelines
+from hyperline_sync.insight.run_files import write_run_insight
+from hyperline_sync.insight.usage import UsageTally, write_usage_part
 from hyperline_sync.orchestration.sender import make_sender
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.partitions import group_days, plan_days
@@ -214,6 +216,7 @@ def sync(
     for day in days:
         sink = DryRunSink(dry_run_dir(output_dir, pipeline.name, run_id) / f"{day}.jsonl.gz")
         job.event_sink = sink.write if dry_run else None
+        usage = job.usage = UsageTally(pipeline.report.sum_properties)
         try:
             outcome = sync_partition(job, dt.date.fromisoformat(day))
         except PartitionBusyError as exc:
@@ -224,12 +227,14 @@ def sync(
             outcome = _failed_outcome(job, day, exc)
         except Exception as exc:
             write_outcome(output_dir, pipeline.name, run_id, _failed_outcome(job, day, exc), secrets)
+            write_usage_part(output_dir, pipeline.name, run_id, day, usage)
             _raise_redacted(exc, secrets)  # Hyperline unreachable or bad credentials: the DAG decides about retries
         finally:
             sink.close()
         if dry_run and sink.path.exists():
             outcome.dry_run_output = str(sink.path)
         write_outcome(output_dir, pipeline.name, run_id, outcome, secrets)
+        write_usage_part(output_dir, pipeline.name, run_id, day, usage)
         outcomes[day] = outcome
     if wait_if_busy and busy and len(busy) == len(days):
         raise PartitionsBusyError("; ".join(o.error or o.partition for o in busy))
@@ -291,6 +296,10 @@ def summarize(pipeline_name: str, groups: list[list[str]] | None, params: dict, 
     report = build_report(pipeline=pipeline.name, run_id=run_id, dry_run=bool(params.get("dry_run")),
                           params=_public_params(params), outcomes=ordered)
     path = write_report(config.state.output_dir, report, hyperline_secrets(pipeline))
+    try:  # the sync's outcome is report.json: a summary that cannot be written is logged, not the run's failure
+        log.info("usage: %s, HTML report: %s", *write_run_insight(config.state.output_dir, report))
+    except Exception as exc:
+        log.error("could not write the usage summary or the HTML report: %s: %s", type(exc).__name__, exc)
     dead = [p for o in ordered for p in o.dead_letters]
     log.info("run report for %s, %s\n%s", pipeline.name, run_id, render_table(ordered))
     log.info("report: %s", path)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperline_sync.config.models import PipelineConfig
+from hyperline_sync.insight.usage import UsageTally
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.dedup import SeenIds
 from hyperline_sync.pipeline.ports import Sender
@@ -73,6 +74,7 @@ class SyncJob:
     resend: bool = False
     breaker: CircuitBreaker | None = None
     secrets: tuple[str, ...] = ()  # removed from every error text (the Hyperline API key)
+    usage: UsageTally | None = None  # what is sent (a dry run: written), per customer and event type
 
     @property
     def claim_ttl(self) -> dt.timedelta:

@@ -178,6 +178,8 @@ class UnitSync:
         events = to_events(fresh)
         if job.dry_run:
             chunk.sent = len(events)
+            if job.usage is not None:
+                job.usage.add(self.partition, fresh)
             self.acked.extend(fresh["message_id"].tolist())  # into the dry run's own store
             if job.event_sink is not None:
                 job.event_sink(self.partition, events)
@@ -205,6 +207,8 @@ class UnitSync:
             if job.breaker is not None:
                 job.breaker.success()
             acked, refused = self._account(sent, ids[start:start + step], lines[start:start + step])
+            if job.usage is not None:
+                job.usage.add(self.partition, fresh.iloc[start:start + step], refused)
             self.checkpoint.save_slice(self.chunks, self.unit_counts, acked, refused, self.letters.save())
 
     def _account(self, sent: Any, ids: list[str], lines: list[int]) -> tuple[list[str], list[str]]:
@@ -215,6 +219,7 @@ class UnitSync:
             line_of: dict[Any, int] = dict(zip(ids, lines, strict=True))
             for failure in sent.failed:
                 self.letters.add(failure.reason, line_of.get(_record_id(failure.event)), event=failure.event)
+                self._count_reason(failure.reason)
         self.partial.read += len(ids)
         self.partial.sent += sent.accepted
         self.partial.rejected += len(sent.failed)
@@ -236,6 +241,7 @@ class UnitSync:
         for reject in rejects:
             self.letters.add(reject["reason"], reject.get("line_no"), event=reject.get("event"),
                              raw=reject.get("raw"))
+            self._count_reason(reject["reason"])
         self.counts.add(chunk)
         self.chunks += 1
         if self.checkpoint is None:
@@ -243,6 +249,10 @@ class UnitSync:
         if self.heartbeat is not None:
             self.heartbeat.check()  # another attempt may own these files now
         self.checkpoint.save_chunk(self.chunks, self.unit_counts, self.letters.save())
+
+    def _count_reason(self, reason: str) -> None:
+        """Counted as the rejects are (a settled chunk, an answered slice): they add up to `rejected`."""
+        self.outcome.rejects[reason] = self.outcome.rejects.get(reason, 0) + 1
 
     def _done(self, seen: SeenIds) -> None:
         job, unit = self.job, self.unit

@@ -49,6 +49,7 @@ class PartitionOutcome:
     warning: str | None = None  # a complete day with implausibly little data (pipeline.volume)
     resumed: int = 0  # lines settled by an earlier attempt, read again but not sent (see module docstring)
     corrections: dict | None = None  # units changed at the source since synced (pipeline.corrections)
+    rejects: dict[str, int] = field(default_factory=dict)  # this run's rejected events by reason
 
     def to_json(self) -> dict:
         return asdict(self)

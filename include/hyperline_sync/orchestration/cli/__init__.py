@@ -2,7 +2,7 @@
 parser and a `run(args) -> exit status`.
 
 Exit status: 0 done, 1 something failed (a partition, a connection, storage), 2 the command cannot
-run as asked (a config error, a bad day range, a refused prune) — with the reason on stderr.
+run as asked (a config error, a bad day range, an unreadable source, a refused prune) — with the reason on stderr.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import argparse
 import sys
 
 from hyperline_sync.config import ConfigError
-from hyperline_sync.orchestration.cli import preview, prune, reconcile, validate
+from hyperline_sync.orchestration.cli import diff, preview, prune, reconcile, validate
+from hyperline_sync.orchestration.cli.trial import SourceUnreadableError
 from hyperline_sync.pipeline.partitions import PlanError
 from hyperline_sync.state.retention import PruneRefusedError
 
-COMMANDS = (preview, prune, reconcile, validate)
-USAGE_ERRORS = (ConfigError, PlanError, PruneRefusedError)
+COMMANDS = (diff, preview, prune, reconcile, validate)
+USAGE_ERRORS = (ConfigError, PlanError, PruneRefusedError, SourceUnreadableError)
 
 
 def main(argv: list[str] | None = None) -> int:
