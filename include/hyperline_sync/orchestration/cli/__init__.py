@@ -11,11 +11,11 @@ import argparse
 import sys
 
 from hyperline_sync.config import ConfigError
-from hyperline_sync.orchestration.cli import preview, prune, validate
+from hyperline_sync.orchestration.cli import breaker, preview, prune, replay, status, validate
 from hyperline_sync.pipeline.partitions import PlanError
 from hyperline_sync.state.retention import PruneRefusedError
 
-COMMANDS = (preview, prune, validate)
+COMMANDS = (preview, prune, validate, status, breaker, replay)
 USAGE_ERRORS = (ConfigError, PlanError, PruneRefusedError)
 
 
