@@ -113,7 +113,7 @@ def test_replay_refuses_a_day_that_is_not_done(setup):
 
 
 def test_status_shows_partitions_claims_breaker_dead_letters_and_operations(archive, setup, capsys):
-    config, state, emulator = setup
+    config, state, _emulator = setup
     tasks.sync("ops", [DAY.isoformat()], {}, "scheduled__first")
     ledger = Ledger.sqlite(state / "ledger.db")
     ledger.set_breaker("ops", 3, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10), "HTTP 503 from Hyperline")
