@@ -40,8 +40,9 @@ def test_a_broken_pipeline_keeps_the_others_and_gets_a_failing_dag(config_file, 
     bag = load_bag()
 
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {f"segment_to_hyperline__{n}" for n in ("good", "other", "broken")}
-    assert set(bag.get_dag("segment_to_hyperline__good").task_dict) == {"plan", "sync", "summarize"}
+    assert set(bag.dag_ids) == {f"segment_to_hyperline__{n}" for n in ("good", "other", "broken", "good__daily",
+                                                                     "other__daily")}
+    assert set(bag.get_dag("segment_to_hyperline__good").task_dict) == {"plan", "sync", "publish", "summarize"}
     broken = bag.get_dag("segment_to_hyperline__broken")
     assert set(broken.task_dict) == {"config_error"}
     assert "pipelines[2].start_date: must be a date YYYY-MM-DD, got '2026-13-01'" in broken.doc_md

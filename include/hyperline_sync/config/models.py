@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, mo
 from hyperline_sync.config.base import ConnId, FrozenModel, Int, Seconds, Text, matching, number_check
 from hyperline_sync.config.errors import ConfigError, problem, type_name
 from hyperline_sync.config.mapping import MappingConfig
+from hyperline_sync.config.notifications import NotificationsConfig
 from hyperline_sync.config.sources import (
     WAREHOUSE_DEFAULT_LOOKBACK_DAYS,
     WAREHOUSE_RESERVED_TABLES,
@@ -118,6 +119,9 @@ class TuningConfig(FrozenModel):
                                "flagged as suspiciously small.")
     empty_partition: Annotated[Literal["warn", "fail"], BeforeValidator(lambda v: _one_of(v, ("warn", "fail")))] = \
         Field("warn", description="What a partition with nothing to read does: warn (log, report) or fail.")
+    deadline_minutes: Int | None = Field(None, ge=1, description="Alert (notifications.on_deadline) when a "
+                                                                 "scheduled run is not done this many minutes after "
+                                                                 "it was queued; null: no deadline.")
 
     @field_validator("max_requests_per_second", mode="before")
     @classmethod
@@ -186,6 +190,8 @@ class PipelineConfig(FrozenModel):
         DEFAULT_SCHEDULE, description="5-field cron or @preset, UTC; null: manual runs only.")
     mapping: MappingConfig = Field(default_factory=MappingConfig, description="Which events and how they map.")
     tuning: TuningConfig = Field(default_factory=TuningConfig, description="Throughput, retries and limits.")
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig,
+                                               description="Airflow notifiers called on failure, success, deadline.")
 
     @model_validator(mode="before")
     @classmethod
