@@ -118,8 +118,9 @@ def build_dag(pipeline: PipelineConfig, *, daily: bool = False) -> DAG:
         params=PARAMS,
         doc_md=(DAILY_DOC.format(hourly_dag_id=pipeline.dag_id) if daily else
                 DOC.format(name=name, lookback=tuning.lookback_days, daily_dag_id=pipeline.dag_id + "__daily")),
-        **callbacks,
-        **({"deadline": deadline} if deadline is not None else {}),
+        on_success_callback=callbacks.get("on_success_callback"),
+        on_failure_callback=callbacks.get("on_failure_callback"),
+        deadline=deadline,
         default_args={
             "owner": "billing",
             "retries": tuning.retries,

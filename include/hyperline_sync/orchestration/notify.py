@@ -68,7 +68,8 @@ def deadline_alert(pipeline: PipelineConfig) -> Any:
     minutes = pipeline.tuning.deadline_minutes
     if minutes is None:
         return None
-    from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
+    from airflow.sdk.definitions.callback import SyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
     return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=dt.timedelta(minutes=minutes),
                          callback=SyncCallback(DEADLINE_CALLBACK, kwargs={"pipeline": pipeline.name}),

@@ -177,13 +177,15 @@ def _send(job: SyncJob, fresh: pd.DataFrame, base: dict, counts: Counts, refused
           result: ReplayResult, heartbeat: ClaimHeartbeat | None) -> list[str]:
     events, ids, line_nos = to_events(fresh), fresh["message_id"].tolist(), fresh["line_no"].tolist()
     acked: list[str] = []
-    step = job_slice(job)
+    step, sender = job_slice(job), job.sender
+    if sender is None:
+        raise ValueError("a replay that is not a dry run needs a sender")
     for start in range(0, len(events), step):
         if job.breaker is not None:
             job.breaker.check()
         if heartbeat is not None:
             heartbeat.check()
-        sent = job.sender.send_events(events[start:start + step], prevalidated=True)
+        sent = sender.send_events(events[start:start + step], prevalidated=True)
         result.requests += sent.requests
         refused = {_record_id(f.event): f.reason for f in sent.failed}
         for event, message_id, line_no in zip(events[start:start + step], ids[start:start + step],

@@ -79,7 +79,7 @@ def operations(ledger: Ledger, pipeline: str, since: dt.datetime | None = None) 
         query = query.where(o.at >= since)
     with ledger.engine.connect() as conn:
         rows = conn.execute(query.order_by(o.at, o.id)).all()
-    return [Operation(row.pipeline, row.action, row.partition, row.run_id, row.actor, aware(row.at),
+    return [Operation(row.pipeline, row.action, row.partition, row.run_id, row.actor, aware(row.at) or row.at,
                       Counts(**{n: getattr(row, n) for n in COUNT_FIELDS}), json.loads(row.detail or "{}"))
             for row in rows]
 
