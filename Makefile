@@ -15,8 +15,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	touch $(STAMP)
 
 ## The embedded demo: sample archive -> local Hyperline emulator, as a real Airflow DagRun.
+## Its closing instructions use UI_PORT (Airflow UI, default 8080) and PORT (emulator, default 8090).
+UI_PORT ?= 8080
 demo: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m hyperline_devtools.demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m hyperline_devtools.demo --ui-port $(UI_PORT) --emulator-port $(PORT)
 
 ## Every test (lint first: CI runs exactly this).
 test: $(STAMP) lint
@@ -38,9 +40,10 @@ faults: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_all.py $(BENCH_ARGS)
 
-## A local Hyperline ingest emulator on http://127.0.0.1:8090 (API key test_local).
+## A local Hyperline ingest emulator on http://127.0.0.1:$(PORT) (API key test_local); `make emulator PORT=8091`.
+PORT ?= 8090
 emulator: $(STAMP)
-	$(BIN)/python -m hyperline_devtools.emulator --port 8090 --api-key test_local
+	$(BIN)/python -m hyperline_devtools.emulator --port $(PORT) --api-key test_local
 
 clean:
 	rm -rf .demo .airflow-test .pytest_cache .ruff_cache

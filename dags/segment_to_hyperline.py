@@ -1,7 +1,10 @@
-"""One DAG per pipeline of the config: `segment_to_hyperline__<name>`.
+"""Two DAGs per pipeline of the config: `segment_to_hyperline__<name>` (the hourly sync) and its
+companion `segment_to_hyperline__<name>__daily` (one run per day: what Airflow's Backfill is for).
 
 plan (which days) -> sync (mapped, one task per day or group of days, capped by a pool) ->
-summarize (always runs; writes the report and fails the run naming failed partitions).
+publish (always runs; one asset event per partition left done) -> summarize (always runs; writes
+the report and fails the run naming failed partitions). Notifiers of the config are the DAGs'
+success/failure callbacks; `tuning.deadline_minutes` is a deadline alert on the hourly DAG.
 A pipeline whose config is invalid gets a DAG of the same id whose one task fails with the error.
 The task bodies live in `hyperline_sync.orchestration.tasks`; this file only wires them to Airflow.
 """
@@ -19,7 +22,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleExcept
 from hyperline_provider.hooks.hyperline import HyperlineAuthError, HyperlineRequestError
 from hyperline_sync.config import CONFIG_ENV, DAG_ID_PREFIX, ConfigError, PipelineConfig, read_pipelines
 from hyperline_sync.config.models import DEFAULT_SCHEDULE, DEFAULT_START_DATE
-from hyperline_sync.orchestration import corrections_approval, tasks
+from hyperline_sync.orchestration import assets, corrections_approval, tasks
+from hyperline_sync.orchestration.notify import dag_callbacks, deadline_alert
 from hyperline_sync.orchestration.reconcile_dag import build_reconcile_dag
 from hyperline_sync.pipeline.partitions import PlanError, group_label
 
@@ -28,10 +32,25 @@ Syncs Segment `track` events of pipeline **{name}** into Hyperline, one received
 
 * Scheduled hourly: the days overlapping the data interval plus {lookback} day(s) before; only
   units not yet done are read (archive objects by key + ETag, warehouse load slices by version).
-* Backfill: trigger with `start` and `end` (end exclusive), or use Airflow's backfill.
+* Backfill: trigger with `start` and `end` (**end exclusive**), or use Airflow's Backfill on the
+  companion DAG `{daily_dag_id}` (one run per day; Backfill's `to_date` is **inclusive**). Backfill
+  on this hourly DAG creates 24 runs per day.
 * Rerun failed partitions: trigger with `partitions` = `["failed"]` (or explicit days).
 * `dry_run` sends nothing and writes the events it would send next to the run report.
+* `replay_dead_letters` sends the dead-lettered lines of the days again, read from the source.
+* Unpausing this DAG starts its schedule. Each day left done emits an event of the asset
+  `hyperline://{name}/usage`. Runbook: docs/operations.md.
 """
+
+DAILY_DOC = """
+Companion of `{hourly_dag_id}` for **backfills from the UI**: one run per received day (the run's
+data interval, no lookback), so Airflow's Backfill from D1 to D2 syncs D1..D2 (`to_date` inclusive)
+with one run per day. The same tasks, ledger and dedup as the hourly DAG: days already done are
+skipped. Backfill runs only run while the DAG is unpaused (the Backfill dialog offers to unpause
+it); unpaused, it also runs once a day for the day before, which the hourly DAG has usually done
+already (then it only lists the day). Runbook: docs/operations.md.
+"""
+DAILY_SCHEDULE = "0 0 * * *"
 
 # A sync task reschedules itself (holding no worker slot) while an earlier day of its run is not
 # done yet (days are synced oldest first, see tasks.earlier_days_pending) or while another run
@@ -54,6 +73,12 @@ PARAMS = {
     "resend": Param(False, type="boolean",
                     description="Send again partitions already done (e.g. after a mapping change). Safe: Hyperline "
                                 "upserts on record.id."),
+    "replay_dead_letters": Param(False, type="boolean",
+                                 description="Instead of syncing, replay the days' dead letters after a fix: their "
+                                             "lines are read again from the source and sent with the same dedup."),
+    "replay_reason": Param(None, type=["null", "string"],
+                           description="With replay_dead_letters: only dead letters of this reason "
+                                       "(e.g. rejected_by_hyperline)."),
 }
 
 
@@ -74,20 +99,29 @@ def _data_interval(ctx) -> tuple[dt.datetime, dt.datetime] | None:
     return (start, end) if start is not None and end is not None and end > start else None
 
 
-def build_dag(pipeline: PipelineConfig) -> DAG:
-    """The DAG's shape comes from the config at parse time; the tasks re-read it when they run."""
+def build_dag(pipeline: PipelineConfig, *, daily: bool = False) -> DAG:
+    """The DAG's shape comes from the config at parse time; the tasks re-read it when they run.
+    `daily`: the companion DAG, one run (and no lookback) per day, for backfills."""
     tuning, name = pipeline.tuning, pipeline.name
+    schedule = DAILY_SCHEDULE if daily else pipeline.schedule
+    lookback = 0 if daily else None
+    deadline = None if daily else deadline_alert(pipeline)
+    callbacks = dag_callbacks(pipeline)
 
     @dag(
-        dag_id=pipeline.dag_id,
+        dag_id=pipeline.dag_id + ("__daily" if daily else ""),
         # A cron string alone would give zero-length intervals in Airflow 3; null = manual runs only.
-        schedule=CronDataIntervalTimetable(pipeline.schedule, timezone="UTC") if pipeline.schedule else None,
+        schedule=CronDataIntervalTimetable(schedule, timezone="UTC") if schedule else None,
         start_date=dt.datetime.combine(pipeline.start_date, dt.time(), tzinfo=dt.UTC),
         catchup=False,
         max_active_runs=1,
-        tags=["segment", "hyperline", "billing"],
+        tags=["segment", "hyperline", "billing"] + (["backfill"] if daily else []),
         params=PARAMS,
-        doc_md=DOC.format(name=pipeline.name, lookback=tuning.lookback_days),
+        doc_md=(DAILY_DOC.format(hourly_dag_id=pipeline.dag_id) if daily else
+                DOC.format(name=name, lookback=tuning.lookback_days, daily_dag_id=pipeline.dag_id + "__daily")),
+        on_success_callback=callbacks.get("on_success_callback"),
+        on_failure_callback=callbacks.get("on_failure_callback"),
+        deadline=deadline,
         default_args={
             "owner": "billing",
             "retries": tuning.retries,
@@ -102,7 +136,7 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
             ctx = get_current_context()
             try:
                 return tasks.plan(name, dict(ctx["params"]), _data_interval(ctx), ctx["dag_run"].run_after,
-                                  run_id=ctx["run_id"])
+                                  run_id=ctx["run_id"], lookback_days=lookback)
             except PlanError as exc:
                 raise AirflowFailException(str(exc)) from exc
 
@@ -134,13 +168,30 @@ def build_dag(pipeline: PipelineConfig) -> DAG:
             except tasks.RunFailedError as exc:
                 raise AirflowFailException(str(exc)) from exc
 
+        @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[assets.usage_alias(name)])
+        def publish(groups: list[list[str]] | None) -> int:
+            """One asset event per partition left done; never fails the run (summarize tells)."""
+            ctx = get_current_context()
+            try:
+                extras = assets.done_partitions(name, groups, dict(ctx["params"]), ctx["run_id"])
+            except Exception as exc:
+                log.error("no asset events: cannot read the run's outcomes: %s: %s", type(exc).__name__, exc)
+                return 0
+            assets.emit(ctx["outlet_events"], name, extras)
+            log.info("asset events of %s: %s", assets.usage_asset(name).uri,
+                     ", ".join(e["partition"] for e in extras) or "none (no partition done)")
+            return len(extras)
+
         groups = plan()
         summary = summarize(groups)
-        sync.partial(plan=groups).expand(days=groups) >> summary
+        sync.partial(plan=groups).expand(days=groups) >> publish(groups) >> summary
         if pipeline.corrections == "retract":
             corrections_approval.wire(name, summary)
 
-    return sync_dag()
+    built = sync_dag()
+    for callback in callbacks.values():
+        callback.dag = built
+    return built
 
 
 BROKEN_DOC = """
@@ -185,6 +236,7 @@ if os.environ.get(CONFIG_ENV):
     for _pipeline in _loaded.pipelines:
         globals()[_pipeline.dag_id] = build_dag(_pipeline)
         globals()[_pipeline.dag_id + "__reconcile"] = build_reconcile_dag(_pipeline)
+        globals()[_pipeline.dag_id + "__daily"] = build_dag(_pipeline, daily=True)
     for _name, _error in _loaded.broken:
         log.error("pipeline %s is not scheduled, its config is invalid: %s", _name or "(unnamed)", _error)
         if _name is not None and DAG_ID_PREFIX + _name not in globals():

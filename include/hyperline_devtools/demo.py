@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=REPO / ".demo")
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--events-per-day", type=int, default=10_000)
+    parser.add_argument("--ui-port", type=int, default=8080, help="port of the Airflow UI in the closing instructions")
+    parser.add_argument("--emulator-port", type=int, default=8090,
+                        help="port of the `make emulator` the closing instructions start")
     args = parser.parse_args(argv)
 
     home: Path = args.home
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nreport:       {report['path']}")
     print(f"dead letters: {report['path'].rsplit('/runs/', 1)[0]}/dead_letters/")
     print(f"Hyperline emulator stored {stored} events; the most any record.id was posted: {max_posts}")
-    print(ui_help(env))
+    print(ui_help(env, args.ui_port, args.emulator_port))
     return 0 if run.returncode == 0 and report["status"] == "success" else 1
 
 
@@ -102,7 +105,9 @@ def render(report: dict) -> str:
     return render_table(PartitionOutcome.from_json(p) for p in report["partitions"])
 
 
-def ui_help(env: dict[str, str]) -> str:
+def ui_help(env: dict[str, str], ui_port: int = 8080, emulator_port: int = 8090) -> str:
+    """How to open the demo's data in the Airflow UI on `ui_port`, with an emulator on `emulator_port`.
+    The execution API URL follows the UI's port: tasks reach the API server there."""
     home = env["AIRFLOW_HOME"]
     return f"""
 To look at it in the Airflow UI (mapped partitions, logs, trigger a backfill with start/end):
@@ -110,10 +115,15 @@ To look at it in the Airflow UI (mapped partitions, logs, trigger a backfill wit
          AIRFLOW__CORE__PLUGINS_FOLDER={env['AIRFLOW__CORE__PLUGINS_FOLDER']} AIRFLOW__CORE__LOAD_EXAMPLES=False \\
          HYPERLINE_SYNC_HOME={env['HYPERLINE_SYNC_HOME']} HYPERLINE_SYNC_CONFIG={env['HYPERLINE_SYNC_CONFIG']} \\
          PATH={REPO / '.venv' / 'bin'}:$PATH
-  make emulator &      # the demo's emulator stopped with the demo; point the connection at a new one:
-  export AIRFLOW_CONN_HYPERLINE_DEFAULT='{{"conn_type":"hyperline","host":"http://127.0.0.1:8090","password":"test_local"}}'
-  airflow standalone   # then open http://localhost:8080 ; user admin, password in
-                       # {home}/simple_auth_manager_passwords.json.generated"""
+  make emulator PORT={emulator_port} &   # the demo's emulator stopped with the demo; point the connection at a new one:
+  export AIRFLOW_CONN_HYPERLINE_DEFAULT='{{"conn_type":"hyperline","host":"http://127.0.0.1:{emulator_port}","password":"test_local"}}'
+  export AIRFLOW__API__PORT={ui_port} AIRFLOW__API__BASE_URL=http://localhost:{ui_port} \\
+         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:{ui_port}/execution/
+  airflow standalone   # then open http://localhost:{ui_port} ; user admin, password in
+                       # {home}/simple_auth_manager_passwords.json.generated
+The DAGs start paused: trigger segment_to_hyperline__{PIPELINE} with start/end (end exclusive), or
+backfill segment_to_hyperline__{PIPELINE}__daily (one run per day, to_date inclusive). Unpausing a DAG
+starts its schedule. Runbook: docs/operations.md."""
 
 
 if __name__ == "__main__":

@@ -41,8 +41,9 @@ def test_a_broken_pipeline_keeps_the_others_and_gets_a_failing_dag(config_file, 
 
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {f"segment_to_hyperline__{n}" for n in ("good", "other", "broken")} | {
-        f"segment_to_hyperline__{n}__reconcile" for n in ("good", "other")}  # a broken pipeline has none
-    assert set(bag.get_dag("segment_to_hyperline__good").task_dict) == {"plan", "sync", "summarize"}
+        f"segment_to_hyperline__{n}__{kind}" for n in ("good", "other") for kind in ("reconcile", "daily")
+    }  # a broken pipeline has only its failing DAG
+    assert set(bag.get_dag("segment_to_hyperline__good").task_dict) == {"plan", "sync", "publish", "summarize"}
     broken = bag.get_dag("segment_to_hyperline__broken")
     assert set(broken.task_dict) == {"config_error"}
     assert "pipelines[2].start_date: must be a date YYYY-MM-DD, got '2026-13-01'" in broken.doc_md

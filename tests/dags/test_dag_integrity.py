@@ -36,17 +36,19 @@ def load_bag():
 def test_one_dag_per_pipeline_with_retries_pool_and_tags(two_pipelines):
     bag = load_bag()
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"segment_to_hyperline__acme", "segment_to_hyperline__globex",
-                                "segment_to_hyperline__acme__reconcile", "segment_to_hyperline__globex__reconcile"}
+    assert set(bag.dag_ids) == {f"segment_to_hyperline__{name}{kind}" for name in ("acme", "globex")
+                                for kind in ("", "__daily", "__reconcile")}
     dag = bag.get_dag("segment_to_hyperline__acme")
     assert {"segment", "hyperline"} <= set(dag.tags)
     assert dag.max_active_runs == 1
-    assert set(dag.task_dict) == {"plan", "sync", "summarize"}
+    assert set(dag.task_dict) == {"plan", "sync", "publish", "summarize"}
     sync = dag.task_dict["sync"]
     assert sync.pool == "hyperline"
     assert sync.retries == 2
     assert dag.task_dict["summarize"].trigger_rule == "all_done"
-    assert set(dag.params) == {"start", "end", "partitions", "dry_run", "resend"}
+    assert dag.task_dict["publish"].trigger_rule == "all_done"
+    assert set(dag.params) == {"start", "end", "partitions", "dry_run", "resend", "replay_dead_letters",
+                               "replay_reason"}
     assert all(dag.params.get_param(name).description for name in dag.params)
 
 

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 from hyperline_sync.config.base import ConnId, FrozenModel, Int, Seconds, Text, matching, number_check
 from hyperline_sync.config.errors import ConfigError, problem, type_name
 from hyperline_sync.config.mapping import MappingConfig
+from hyperline_sync.config.notifications import NotificationsConfig
 from hyperline_sync.config.sources import (
     WAREHOUSE_DEFAULT_LOOKBACK_DAYS,
     WAREHOUSE_RESERVED_TABLES,
@@ -123,6 +124,9 @@ class TuningConfig(FrozenModel):
         Field("warn", description="What a partition with nothing to read does: warn (log, report) or fail.")
     corrections_approval_over: Int = Field(1000, ge=0, description="With corrections: retract, a run deleting more "
                                            "events than this waits for a human's approval before deleting them.")
+    deadline_minutes: Int | None = Field(None, ge=1, description="Alert (notifications.on_deadline) when a "
+                                                                 "scheduled run is not done this many minutes after "
+                                                                 "it was queued; null: no deadline.")
 
     @field_validator("max_requests_per_second", mode="before")
     @classmethod
@@ -218,6 +222,8 @@ class PipelineConfig(FrozenModel):
                               "ignores it; report lists the events changed or gone; retract also resends the "
                               "changed ones and deletes the gone ones at Hyperline.")
     report: ReportConfig = Field(default_factory=ReportConfig, description="What the usage summary adds up.")
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig,
+                                               description="Airflow notifiers called on failure, success, deadline.")
 
     @model_validator(mode="before")
     @classmethod

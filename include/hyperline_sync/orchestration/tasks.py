@@ -24,6 +24,7 @@ from hyperline_sync.orchestration.sender import make_sender
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.partitions import group_days, plan_days
 from hyperline_sync.pipeline.ports import Sender
+from hyperline_sync.pipeline.replay import replay_dead_letters
 from hyperline_sync.pipeline.sync import (
     PartitionFailedError,
     SyncJob,
@@ -99,10 +100,12 @@ def plan(
     data_interval: tuple[dt.datetime, dt.datetime] | None,
     run_after: dt.datetime,
     run_id: str | None = None,
+    lookback_days: int | None = None,
 ) -> list[list[str]]:
-    """The run's days in groups; a failure is also written down (with `run_id`) for summarize to name."""
+    """The run's days in groups; a failure is also written down (with `run_id`) for summarize to name.
+    `lookback_days` overrides the pipeline's (the daily DAG: one run, one day)."""
     try:
-        return _plan(pipeline_name, params, data_interval, run_after)
+        return _plan(pipeline_name, params, data_interval, run_after, lookback_days)
     except Exception as exc:
         if run_id is not None:
             with contextlib.suppress(Exception):  # the config itself may be what failed
@@ -117,13 +120,14 @@ def _plan(
     params: dict,
     data_interval: tuple[dt.datetime, dt.datetime] | None,
     run_after: dt.datetime,
+    lookback_days: int | None = None,
 ) -> list[list[str]]:
     config, pipeline = load_pipeline(pipeline_name)
     days = plan_days(
         params=params,
         data_interval=data_interval,
         run_after=run_after,
-        lookback_days=pipeline.tuning.lookback_days,
+        lookback_days=pipeline.tuning.lookback_days if lookback_days is None else lookback_days,
         failed_partitions=lambda: ledger_for(config).failed_partitions(pipeline.name),
     )
     groups = group_days(days)
@@ -218,7 +222,7 @@ def sync(
         job.event_sink = sink.write if dry_run else None
         usage = job.usage = UsageTally(pipeline.report.sum_properties)
         try:
-            outcome = sync_partition(job, dt.date.fromisoformat(day))
+            outcome = _sync_day(job, dt.date.fromisoformat(day), params)
         except PartitionBusyError as exc:
             # Written after the loop: if every day is busy the task may wait instead, with no outcome.
             busy.append(PartitionOutcome(day, "busy", error=str(exc)))
@@ -246,6 +250,13 @@ def sync(
     if failures:
         raise PartitionFailedError(redact_secrets("; ".join(failures), secrets))
     return summaries
+
+
+def _sync_day(job: SyncJob, day: dt.date, params: dict) -> PartitionOutcome:
+    """The day's sync or, with `replay_dead_letters`, the replay of its dead letters (`pipeline.replay`)."""
+    if params.get("replay_dead_letters"):
+        return replay_dead_letters(job, day, params.get("replay_reason") or None).as_outcome(job.dry_run)
+    return sync_partition(job, day)
 
 
 def _raise_redacted(exc: Exception, secrets: tuple[str, ...]) -> NoReturn:
@@ -346,7 +357,8 @@ def _prune_expired(config: Config, pipeline: PipelineConfig) -> None:
 
 
 def _public_params(params: dict) -> dict:
-    return {k: params.get(k) for k in ("start", "end", "partitions", "dry_run", "resend")}
+    return {k: params.get(k) for k in ("start", "end", "partitions", "dry_run", "resend", "replay_dead_letters",
+                                       "replay_reason")}
 
 
 class DryRunSink:

@@ -74,6 +74,23 @@ breaker_table = sa.Table(
 )
 
 
+# What operators did by hand (`hyperline-sync breaker reset`, dead-letter replays): who, when, what, and
+# a replay's own counts (state.operations).
+operations_table = sa.Table(
+    "hyperline_sync_operations",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(200), nullable=False, index=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("partition", sa.String(64)),
+    sa.Column("run_id", sa.String(500)),
+    sa.Column("actor", sa.String(500)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    *_count_columns(),
+    sa.Column("detail", sa.Text),
+)
+
+
 class LedgerError(RuntimeError):
     """The ledger database cannot be reached or has an unexpected schema."""
 

@@ -11,12 +11,12 @@ import argparse
 import sys
 
 from hyperline_sync.config import ConfigError
-from hyperline_sync.orchestration.cli import diff, preview, prune, reconcile, validate
+from hyperline_sync.orchestration.cli import breaker, diff, preview, prune, reconcile, replay, status, validate
 from hyperline_sync.orchestration.cli.trial import SourceUnreadableError
 from hyperline_sync.pipeline.partitions import PlanError
 from hyperline_sync.state.retention import PruneRefusedError
 
-COMMANDS = (diff, preview, prune, reconcile, validate)
+COMMANDS = (preview, diff, reconcile, prune, validate, status, breaker, replay)
 USAGE_ERRORS = (ConfigError, PlanError, PruneRefusedError, SourceUnreadableError)
 
 
