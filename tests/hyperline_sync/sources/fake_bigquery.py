@@ -4,6 +4,9 @@ and a Segment-shaped dataset on it with the interface of `test_warehouse_postgre
 The client runs each query with one `jobs.query` call (POST /bigquery/v2/projects/<p>/queries) and,
 as the server always answers with the complete result (`jobComplete`, no `pageToken`), makes no
 other call; any other request is answered 501 and recorded in `requests`, so a test sees it.
+POST /token stands for Google's OAuth token endpoint (a service account key whose `token_uri` is
+here): it answers an access token and records the assertion's form; `authorizations` records the
+Authorization header of each query.
 
 A query is parsed as BigQuery SQL by sqlglot, its `@name` parameters bound from `queryParameters`,
 `<dataset>.INFORMATION_SCHEMA.TABLES|COLUMNS` replaced by DuckDB's catalog of that schema (types named
@@ -38,6 +41,7 @@ from sqlglot import exp
 from tests.hyperline_sync.sources.test_warehouse_postgres import CONN_ID, EVENT_TABLES, SCHEMA, Row
 
 _QUERIES = re.compile(r"^/bigquery/v2/projects/([^/]+)/queries$")
+TOKEN = "fake-access-token"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DUCK_TO_BQ = {"VARCHAR": "STRING", "BIGINT": "INT64", "INTEGER": "INT64", "HUGEINT": "INT64",
                "DOUBLE": "FLOAT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
@@ -69,6 +73,7 @@ class FakeBigQuery:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []
         self._databases: dict[str, duckdb.DuckDBPyConnection] = {}
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -161,8 +166,13 @@ def _handler(server: FakeBigQuery) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             path = self.path.split("?")[0]
             server.requests.append(("POST", path))
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if path == "/token":  # a form: grant_type=...jwt-bearer&assertion=<signed JWT>
+                server.bodies.append({"token_request": raw.decode()})
+                return self._answer(200, {"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"})
+            body = json.loads(raw or b"{}")
             server.bodies.append(body)
+            server.authorizations.append(self.headers.get("Authorization"))
             match = _QUERIES.match(path)
             if match is None:
                 return self._answer(501, {"error": {"code": 501, "message": f"not emulated: POST {path}"}})
@@ -235,8 +245,9 @@ class BigQueryWarehouse:
                                                                               microsecond=0)}
             names = sorted(v)
             columns = ", ".join('"' + n + '"' for n in names)
+            marks = ", ".join("?" for _ in names)
             with self.server.lock:
-                self.db.execute(f"insert into {self.schema}.{table} ({columns}) values ({', '.join('?' for _ in names)})",
+                self.db.execute(f"insert into {self.schema}.{table} ({columns}) values ({marks})",
                                 [_value(v[n]) for n in names])
 
     def sql(self, statement: str) -> list[tuple]:
