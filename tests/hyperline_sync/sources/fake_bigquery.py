@@ -1,12 +1,13 @@
 """A minimal BigQuery REST server on 127.0.0.1 for google-cloud-bigquery's `query_and_wait`, on DuckDB,
 and a Segment-shaped dataset on it with the interface of `test_warehouse_postgres.SegmentWarehouse`.
 
-The client runs each query with one `jobs.query` call (POST /bigquery/v2/projects/<p>/queries) and,
-as the server always answers with the complete result (`jobComplete`, no `pageToken`), makes no
-other call; any other request is answered 501 and recorded in `requests`, so a test sees it.
+The client runs each query with one `jobs.query` call (POST /bigquery/v2/projects/<p>/queries). The
+server answers the complete result (`jobComplete`) but at most `page_rows` rows at a time, as BigQuery
+pages large results: for the rest the client gets the job (GET .../jobs/<id>) and reads on with
+`getQueryResults` (GET .../queries/<id>?pageToken=...). Any other request is answered 501 and every
+request is recorded in `requests`, so a test sees what the client asked for.
 POST /token stands for Google's OAuth token endpoint (a service account key whose `token_uri` is
-here): it answers an access token and records the assertion's form; `authorizations` records the
-Authorization header of each query.
+here): it answers an access token; `authorizations` records the Authorization header of each query.
 
 A query is parsed as BigQuery SQL by sqlglot, its `@name` parameters bound from `queryParameters`,
 `<dataset>.INFORMATION_SCHEMA.TABLES|COLUMNS` replaced by DuckDB's catalog of that schema (types named
@@ -15,7 +16,8 @@ the project's DuckDB database (one per project id: one per test). Results go bac
 them: every value a string, TIMESTAMP as microseconds (`formatOptions.useInt64Timestamp`). A missing
 dataset or table is a 404 `notFound`, any other DuckDB error a 400 `invalidQuery`.
 
-Not emulated: jobs.insert / getQueryResults / paging, job timeouts, permissions, partition pruning's cost.
+Not emulated: jobs.insert, running jobs (every job is done at once), job timeouts, permissions,
+partition pruning's cost.
 The dataset: Segment's BigQuery columns (STRING, TIMESTAMP, INT64, FLOAT64, BOOL), `loaded_at` = the
 row's `uuid_ts`, and a real `_PARTITIONTIME` column holding the ingestion day (the day of `loaded_at`).
 """
@@ -32,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import duckdb
 import pytest
@@ -41,6 +44,7 @@ from sqlglot import exp
 from tests.hyperline_sync.sources.test_warehouse_postgres import CONN_ID, EVENT_TABLES, SCHEMA, Row
 
 _QUERIES = re.compile(r"^/bigquery/v2/projects/([^/]+)/queries$")
+_JOB = re.compile(r"^/bigquery/v2/projects/([^/]+)/(jobs|queries)/([^/]+)$")
 TOKEN = "fake-access-token"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DUCK_TO_BQ = {"VARCHAR": "STRING", "BIGINT": "INT64", "INTEGER": "INT64", "HUGEINT": "INT64",
@@ -74,6 +78,8 @@ class FakeBigQuery:
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[dict[str, Any]] = []
         self.authorizations: list[str | None] = []
+        self.page_rows = 3  # rows per answer: results of more rows are paged (pageToken)
+        self.jobs: dict[str, dict[str, Any]] = {}  # job id -> its complete answer
         self._databases: dict[str, duckdb.DuckDBPyConnection] = {}
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -111,14 +117,30 @@ class FakeBigQuery:
                 cursor.close()
         types = [_DUCK_TO_BQ.get(str(d[1]).upper(), "NUMERIC" if str(d[1]).upper().startswith("DECIMAL")
                                  else "STRING") for d in description]
-        return {
+        job = f"job_{uuid.uuid4().hex}"
+        self.jobs[job] = {
             "kind": "bigquery#queryResponse",
-            "jobReference": {"projectId": project, "jobId": f"job_{uuid.uuid4().hex}", "location": "US"},
+            "jobReference": {"projectId": project, "jobId": job, "location": "US"},
             "schema": {"fields": [{"name": d[0], "type": t, "mode": "NULLABLE"}
                                   for d, t in zip(description, types, strict=True)]},
             "rows": [{"f": [{"v": _wire(v)} for v in row]} for row in rows],
             "totalRows": str(len(rows)), "jobComplete": True, "cacheHit": False,
         }
+        return self.page(job, 0)
+
+    def page(self, job: str, start: int) -> dict[str, Any]:
+        """The job's answer with `page_rows` rows from `start`, and the token of the next page if any."""
+        answer = dict(self.jobs[job])
+        answer["rows"] = answer["rows"][start:start + self.page_rows]
+        if start + self.page_rows < int(answer["totalRows"]):
+            answer["pageToken"] = str(start + self.page_rows)
+        return answer
+
+    def job_resource(self, project: str, job: str) -> dict[str, Any]:
+        """jobs.get of a finished query job (the client asks for it before reading further pages)."""
+        return {"kind": "bigquery#job", "id": f"{project}:US.{job}", "jobReference": self.jobs[job]["jobReference"],
+                "configuration": {"jobType": "QUERY", "query": {"query": "", "useLegacySql": False}},
+                "status": {"state": "DONE"}, "statistics": {"query": {"statementType": "SELECT"}}}
 
     def _dataset_exists(self, project: str, dataset: str) -> None:
         found = self.database(project).execute(
@@ -183,7 +205,15 @@ def _handler(server: FakeBigQuery) -> type[BaseHTTPRequestHandler]:
                     {"reason": exc.reason, "message": str(exc), "domain": "global"}]}})
 
         def do_GET(self) -> None:
-            server.requests.append(("GET", self.path.split("?")[0]))
+            path, _, query = self.path.partition("?")
+            server.requests.append(("GET", path))
+            match = _JOB.match(path)
+            if match and match.group(3) in server.jobs:
+                project, kind, job = match.groups()
+                if kind == "jobs":
+                    return self._answer(200, server.job_resource(project, job))
+                token = parse_qs(query).get("pageToken", ["0"])[0]
+                return self._answer(200, server.page(job, int(token)))
             self._answer(501, {"error": {"code": 501, "message": f"not emulated: GET {self.path}"}})
 
     return Handler

@@ -7,6 +7,7 @@ module's, run with this module's `warehouse` fixture; the tests below them are B
 from __future__ import annotations
 
 import json
+import re
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,21 +53,22 @@ test_mapping_customer_id_column_renames_and_property_rules = (
 
 
 # -- BigQuery's own ----------------------------------------------------------------------------------
-def _since(server: FakeBigQuery, mark: int) -> list[dict[str, Any]]:
-    return [b for b in server.bodies[mark:] if "query" in b]
-
-
 def test_each_statement_is_one_jobs_query_with_named_parameters_and_the_job_timeout(
         harness: scenarios.Harness, fake_bigquery: FakeBigQuery, tmp_path: Path) -> None:
-    harness.warehouse.insert(scenarios.bulk(D1, 5, [3], "q"))
+    harness.warehouse.insert(scenarios.bulk(D1, 12, [3], "q"))  # 8 api_call rows: pages of 7 (chunk_size)
     _, pipeline = scenarios.pipeline_config(tmp_path, events=["api_call"])
-    mark = len(fake_bigquery.requests)
+    mark, bodies_mark = len(fake_bigquery.requests), len(fake_bigquery.bodies)
     [outcome] = harness.sync(pipeline, D1)
-    assert outcome.counts.sent == outcome.counts.read > 0
+    assert outcome.counts.sent == outcome.counts.read == 8
 
+    # One jobs.query per statement; a result longer than the server's answers (3 rows) is read on
+    # through jobs.get and getQueryResults pages.
     project = harness.warehouse.project
-    assert set(fake_bigquery.requests[mark:]) == {("POST", f"/bigquery/v2/projects/{project}/queries")}
-    bodies = _since(fake_bigquery, mark)
+    calls = {(method, re.sub(r"/job_\w+$", "/<job>", path)) for method, path in fake_bigquery.requests[mark:]}
+    assert calls == {("POST", f"/bigquery/v2/projects/{project}/queries"),
+                     ("GET", f"/bigquery/v2/projects/{project}/jobs/<job>"),
+                     ("GET", f"/bigquery/v2/projects/{project}/queries/<job>")}
+    bodies = [b for b in fake_bigquery.bodies[bodies_mark:] if "query" in b]
     assert {b["useLegacySql"] for b in bodies} == {False}
     assert {b["jobTimeoutMs"] for b in bodies} == {str(pipeline.source.query_timeout_seconds * 1000)}
     assert {b["location"] for b in bodies} == {"US"}
