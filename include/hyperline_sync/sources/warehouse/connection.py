@@ -1,8 +1,10 @@
 """DB-API connections to a warehouse from its Airflow connection, and the dialect it speaks.
 
-The dialect is `source.dialect` or the connection type's (`dialects.dialect_for`). Postgres,
-Redshift and BigQuery connect through the connection's common-sql hook (PostgresHook,
-RedshiftSQLHook, BigQueryHook). Snowflake connects with snowflake-connector-python from the
+The dialect is `source.dialect` or the connection type's (`dialects.dialect_for`). Postgres and
+Redshift connect through the connection's common-sql hook (PostgresHook, RedshiftSQLHook).
+BigQuery connects with google-cloud-bigquery from the `google_cloud_platform` connection's extra
+(`bigquery`: the Google provider cannot be installed with this project's pinned tenacity and
+protobuf). Snowflake connects with snowflake-connector-python from the
 connection's fields (login, password, schema and the extra's account, warehouse, database, role,
 region, host, port, protocol, insecure_mode: the fields SnowflakeHook reads): the Snowflake provider
 cannot be installed beside this project's pinned SQLAlchemy and protobuf (docs/warehouse.md), and
@@ -20,11 +22,12 @@ from urllib.parse import quote
 
 from hyperline_sync.config.models import WarehouseSourceConfig
 from hyperline_sync.sources.errors import UnitReadError
+from hyperline_sync.sources.warehouse.bigquery import bigquery_settings
 from hyperline_sync.sources.warehouse.dialects import Dialect, dialect_for
 
 __all__ = ["Connector", "WarehouseReadError", "connector_for"]
 
-_PROVIDERS = {"bigquery": "apache-airflow-providers-google", "redshift": "apache-airflow-providers-amazon",
+_PROVIDERS = {"redshift": "apache-airflow-providers-amazon",
               "postgres": "apache-airflow-providers-postgres"}
 _SNOWFLAKE_EXTRA = ("account", "warehouse", "database", "role", "region", "host", "port", "protocol",
                     "insecure_mode")
@@ -57,6 +60,13 @@ def connector_for(config: WarehouseSourceConfig) -> Connector:
     if dialect.name == "snowflake":
         return Connector(dialect, lambda: _snowflake(conn, config.query_timeout_seconds), secrets,
                          "snowflake-connector-python")
+    if dialect.name == "bigquery":
+        try:
+            settings = bigquery_settings(_extra(conn))
+        except ValueError as exc:
+            raise WarehouseReadError(f"connection {conn_id}", str(exc)) from None
+        return Connector(dialect, lambda: settings.connect(config.query_timeout_seconds),
+                         secrets + settings.secrets, "google-cloud-bigquery")
     try:
         hook = conn.get_hook()
     except Exception as exc:
@@ -89,7 +99,7 @@ def connector_for(config: WarehouseSourceConfig) -> Connector:
 def _snowflake(conn: Any, timeout: int) -> Any:
     import snowflake.connector
 
-    extra = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else json.loads(conn.extra or "{}")
+    extra = _extra(conn)
     params: dict[str, Any] = {k: extra[k] for k in _SNOWFLAKE_EXTRA if extra.get(k) not in (None, "")}
     if "port" in params:
         params["port"] = int(params["port"])
@@ -99,3 +109,8 @@ def _snowflake(conn: Any, timeout: int) -> Any:
         user=conn.login, password=conn.password, autocommit=True, **params,
         session_parameters={"TIMEZONE": "UTC", "STATEMENT_TIMEOUT_IN_SECONDS": timeout,
                             "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False})
+
+
+def _extra(conn: Any) -> dict[str, Any]:
+    extra = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else json.loads(conn.extra or "{}")
+    return extra if isinstance(extra, dict) else {}
