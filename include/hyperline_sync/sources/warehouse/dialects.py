@@ -43,7 +43,7 @@ class Statement:
         parts = self.sql.split("{p}")
         if len(parts) - 1 != len(self.params):
             raise ValueError("statement markers and parameters differ")
-        if paramstyle == "pyformat_named":  # BigQuery's DB-API binds a dict
+        if paramstyle == "pyformat_named":  # our BigQuery cursor (warehouse/bigquery.py) binds a dict
             names = [f"p{i}" for i in range(len(self.params))]
             sql = parts[0] + "".join(f"%({n})s{part}" for n, part in zip(names, parts[1:], strict=True))
             return sql, dict(zip(names, self.params, strict=True))
