@@ -13,6 +13,7 @@ Used by the distributed test (tests/distributed) and `make distributed-demo`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -156,6 +157,25 @@ class CeleryCluster:
             self._engine = sa.create_engine(self.db_url, poolclass=sa.pool.NullPool)
         with self._engine.connect() as conn:
             return [tuple(row) for row in conn.execute(sa.text(sql), params)]
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> str:
+        """Start a DagRun as a user does (`airflow dags trigger`); its run id."""
+        out = self.airflow("dags", "trigger", dag_id, "--conf", json.dumps(dict(conf)), "--output", "json")
+        return json.loads(out[out.index("[{"):])[0]["dag_run_id"]  # after the CLI's warnings
+
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        """`success` or `failed` once the run has ended, else None."""
+        rows = self.query("SELECT state FROM dag_run WHERE dag_id = :dag AND run_id = :run", dag=dag_id, run=run_id)
+        return rows[0][0] if rows and rows[0][0] in ("success", "failed") else None
+
+    def attempts(self, dag_id: str, run_id: str) -> list[tuple]:
+        """(task_id, map_index, try_number, state, external_executor_id) of every task attempt of a run,
+        earlier tries (task_instance_history) included."""
+        sql = ("SELECT task_id, map_index, try_number, state, external_executor_id FROM {} "
+               "WHERE dag_id = :dag AND run_id = :run")
+        return sorted({row for table in ("task_instance", "task_instance_history")
+                       for row in self.query(sql.format(table), dag=dag_id, run=run_id)},
+                      key=lambda r: (r[0], r[1], r[2]))
 
     def log(self, name: str) -> str:
         path = self.home / f"{name}.log"

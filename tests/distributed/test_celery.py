@@ -26,6 +26,7 @@ import sqlalchemy as sa
 import yaml
 
 from hyperline_devtools.cluster import CeleryCluster
+from hyperline_devtools.distributed_demo import pipelines_config, upload_archive
 from hyperline_devtools.emulator import Emulator, Faults
 from hyperline_devtools.sample_archive import SampleManifest, generate_archive
 from hyperline_sync.config.models import DAG_ID_PREFIX
@@ -66,23 +67,13 @@ def deployment(tmp_path, s3_client, aws_conn_id, moto_server, postgres_url) -> I
     manifest = generate_archive(tmp_path / "archive", "distSrc01", DAYS, 1000, seed=3, nasty=False, objects_per_day=2)
     bucket = f"dist-{uuid.uuid4().hex[:10]}"
     s3_client.create_bucket(Bucket=bucket)
-    for path in sorted(manifest.root.rglob("*")):
-        if path.is_file() and path.name != "sample-manifest.json":
-            s3_client.put_object(Bucket=bucket, Key=f"logs/{path.relative_to(manifest.root).as_posix()}",
-                                 Body=path.read_bytes())
+    upload_archive(s3_client, bucket, manifest.root)
     config = tmp_path / "pipelines.yaml"
-    config.write_text(yaml.safe_dump({
-        "state": {"dir": f"s3://{bucket}/hyperline-sync", "conn_id": aws_conn_id, "ledger_conn_id": "ledger_dist"},
-        "pipelines": [{
-            "name": PIPELINE,
-            "source": {"kind": "s3_archive", "url": f"s3://{bucket}/logs", "source_id": manifest.source_id,
-                       "aws_conn_id": aws_conn_id},
-            "hyperline_conn_id": "hyperline_dist",
-            "schedule": None,
-            "tuning": {"retries": 2, "retry_delay_seconds": 1, "chunk_size": 200, "batch_size": BATCH,
-                       "dedup_window_days": 0, "claim_ttl_minutes": 1},
-        }],
-    }))
+    config.write_text(yaml.safe_dump(pipelines_config(
+        bucket=bucket, source_id=manifest.source_id, aws_conn_id=aws_conn_id, ledger_conn_id="ledger_dist",
+        hyperline_conn_id="hyperline_dist", pipeline=PIPELINE,
+        tuning={"retries": 2, "retry_delay_seconds": 1, "chunk_size": 200, "batch_size": BATCH,
+                "dedup_window_days": 0, "claim_ttl_minutes": 1})))
     # Slow enough answers that a partition takes seconds: the kill lands in the middle of one.
     with Emulator(api_key=API_KEY, faults=Faults(latency_ms=150)) as emulator:
         env = {
@@ -105,36 +96,17 @@ def _aws_connection(conn_id: str) -> str:
     return os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"]  # the moto connection of tests/conftest.py
 
 
-def tries(cluster: CeleryCluster, run_id: str) -> list[tuple]:
-    """(task_id, map_index, try_number, state, external_executor_id) of every attempt of the run."""
-    sql = ("SELECT task_id, map_index, try_number, state, external_executor_id FROM {} "
-           "WHERE dag_id = :dag AND run_id = :run")
-    return sorted({row for table in ("task_instance", "task_instance_history")
-                   for row in cluster.query(sql.format(table), dag=DAG_ID, run=run_id)},
-                  key=lambda r: (r[0], r[1], r[2]))
-
-
-def run_state(cluster: CeleryCluster, run_id: str) -> str | None:
-    rows = cluster.query("SELECT state FROM dag_run WHERE dag_id = :dag AND run_id = :run", dag=DAG_ID, run=run_id)
-    return rows[0][0] if rows and rows[0][0] in ("success", "failed") else None
-
-
-def trigger(cluster: CeleryCluster) -> str:
-    out = cluster.airflow("dags", "trigger", DAG_ID, "--conf", json.dumps(RANGE), "--output", "json")
-    return json.loads(out[out.index("[{"):])[0]["dag_run_id"]  # after the CLI's warnings
-
-
 def test_a_run_on_two_celery_workers_survives_a_killed_worker(deployment: Deployment) -> None:
     started = time.monotonic()
     cluster, emulator, manifest = deployment.cluster, deployment.emulator, deployment.manifest
     cluster.wait(lambda: cluster.query("SELECT 1 FROM dag WHERE dag_id = :d", d=DAG_ID), "the DAG to be parsed")
     cluster.airflow("dags", "unpause", DAG_ID)
-    run_id = trigger(cluster)
+    run_id = cluster.trigger(DAG_ID, RANGE)
 
     def syncing() -> tuple | None:  # a sync attempt that has posted, with its worker
         if emulator.requests < 4:
             return None
-        running = [r for r in tries(cluster, run_id) if r[0] == "sync" and r[3] == "running"]
+        running = [r for r in cluster.attempts(DAG_ID, run_id) if r[0] == "sync" and r[3] == "running"]
         return next(((r, w) for r in running if (w := cluster.worker_of(r[4]))), None)
 
     (victim_task, victim) = cluster.wait(syncing, "a partition in the middle of its sync", 300)
@@ -142,9 +114,9 @@ def test_a_run_on_two_celery_workers_survives_a_killed_worker(deployment: Deploy
     cluster.kill(victim, signal.SIGKILL)
     survivor = next(name for name in cluster.worker_names if name != victim)
 
-    cluster.wait(lambda: run_state(cluster, run_id), "the run to end", 420)
-    attempts = tries(cluster, run_id)
-    assert run_state(cluster, run_id) == "success", attempts
+    cluster.wait(lambda: cluster.run_state(DAG_ID, run_id), "the run to end", 420)
+    attempts = cluster.attempts(DAG_ID, run_id)
+    assert cluster.run_state(DAG_ID, run_id) == "success", attempts
     assert emulator.requests > posted_before_kill
 
     # Tasks ran on both workers; the killed attempt's task ended on the other one after a retry.
@@ -165,9 +137,9 @@ def test_a_run_on_two_celery_workers_survives_a_killed_worker(deployment: Deploy
 
     # A rerun of the range sends nothing.
     requests = emulator.requests
-    rerun = trigger(cluster)
-    cluster.wait(lambda: run_state(cluster, rerun), "the rerun to end", 300)
-    assert run_state(cluster, rerun) == "success"
+    rerun = cluster.trigger(DAG_ID, RANGE)
+    cluster.wait(lambda: cluster.run_state(DAG_ID, rerun), "the rerun to end", 300)
+    assert cluster.run_state(DAG_ID, rerun) == "success"
     assert emulator.requests == requests
     assert read_report(deployment.outputs, PIPELINE, rerun)["totals"]["sent"] == 0
     print(f"distributed test: {time.monotonic() - started:.0f} s after the cluster was up; "
