@@ -51,7 +51,7 @@ class CeleryCluster:
     """The processes of one deployment; `start()`, then `stop()` (always, e.g. in a `finally`)."""
 
     def __init__(self, home: Path, env: Mapping[str, str], *, workers: int = 2, redis_db: int = 7,
-                 settings: Mapping[str, str] = ()) -> None:
+                 settings: Mapping[str, str] | None = None) -> None:
         self.home = home
         self.db_name = f"airflow_cluster_{uuid.uuid4().hex[:10]}"
         self.db_url = sa.engine.make_url(POSTGRES).set(database=self.db_name).render_as_string(hide_password=False)
@@ -82,7 +82,7 @@ class CeleryCluster:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         })
-        self.env.update(settings)
+        self.env.update(settings or {})
         self.env.update(env)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -134,10 +134,10 @@ class CeleryCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
 
-    def _spawn(self, name: str, args: list[str], extra_env: Mapping[str, str] = ()) -> None:
+    def _spawn(self, name: str, args: list[str], extra_env: Mapping[str, str] | None = None) -> None:
         log = (self.home / f"{name}.log").open("w")
         self._logs.append(log)
-        self.processes[name] = subprocess.Popen(["airflow", *args], env={**self.env, **dict(extra_env)},
+        self.processes[name] = subprocess.Popen(["airflow", *args], env={**self.env, **(extra_env or {})},
                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def _flush_broker(self) -> None:
