@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,9 @@ class DagHarness:
     pipeline: str
     emulator: Emulator
     state_dir: Path
-    output_dir: Location | None = None  # when not state_dir / "reports" (state in object storage)
-    ledger_url: str | None = None  # when the ledger is in Postgres
+    # keyword-only, so that subclasses may add fields without defaults
+    output_dir: Location | None = field(default=None, kw_only=True)  # when not state_dir / "reports"
+    ledger_url: str | None = field(default=None, kw_only=True)  # when the ledger is in Postgres
 
     @property
     def outputs(self) -> Location:

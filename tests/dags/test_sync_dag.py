@@ -37,7 +37,7 @@ def archive(tmp_path_factory) -> SampleManifest:
     return generate_archive(tmp_path_factory.mktemp("archive"), "e2eSrc01", DAYS, 1500, seed=11, objects_per_day=3)
 
 
-@dataclass(kw_only=True)
+@dataclass
 class Harness(DagHarness):
     manifest: SampleManifest
     bucket: str
@@ -59,7 +59,7 @@ def harness_for(archive, s3_client, aws_conn_id, tmp_path, monkeypatch, state: d
         "tuning": {"retries": 0, "chunk_size": 700, "batch_size": 500},
     }
     with pipeline_with_emulator(pipeline, API_KEY, tmp_path, monkeypatch, state) as (state_dir, emulator):
-        yield Harness(PIPELINE, emulator, state_dir, manifest=archive, bucket=bucket, s3=s3_client)
+        yield Harness(PIPELINE, emulator, state_dir, archive, bucket, s3_client)
 
 
 @pytest.fixture
