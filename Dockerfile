@@ -11,9 +11,10 @@
 # tests/deploy/test_docker_compose.py).
 FROM apache/airflow:3.3.2-python3.11 AS product
 
-# The project lives next to AIRFLOW_HOME, not inside it. The state dir is created here (owned by
-# airflow, group root, group-writable like the rest of the image) so the `hyperline-state` named
-# volume mounted on it starts with the right ownership.
+# The project lives next to AIRFLOW_HOME, not inside it. The default (local) state dir is created
+# here, owned by airflow, group root, group-writable like the rest of the image: one machine may keep
+# its state there; docker-compose.yaml keeps it in object storage (MinIO) for its several workers.
+# The Celery provider comes with requirements.txt.
 USER root
 RUN mkdir -p /opt/hyperline-sync /opt/airflow/hyperline_sync \
     && chown airflow:root /opt/hyperline-sync /opt/airflow/hyperline_sync \

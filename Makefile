@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit faults bench emulator clean
+.PHONY: install demo distributed-demo test lint unit faults bench emulator clean
 
 install: $(STAMP)
 
@@ -19,6 +19,12 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 UI_PORT ?= 8080
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m hyperline_devtools.demo --ui-port $(UI_PORT) --emulator-port $(PORT)
+
+## The multi-worker deployment (CeleryExecutor, 2 workers, state in S3, ledger in Postgres) on this
+## machine, without Docker: needs Postgres on 127.0.0.1:5432 and Redis on 127.0.0.1:6379. Prints the UI
+## address and which worker ran what, then stops what it started (DEMO_ARGS=--keep: after Enter).
+distributed-demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m hyperline_devtools.distributed_demo $(DEMO_ARGS)
 
 ## Every test (lint first: CI runs exactly this).
 test: $(STAMP) lint
@@ -46,4 +52,4 @@ emulator: $(STAMP)
 	$(BIN)/python -m hyperline_devtools.emulator --port $(PORT) --api-key test_local
 
 clean:
-	rm -rf .demo .airflow-test .pytest_cache .ruff_cache
+	rm -rf .demo .demo-distributed .airflow-test .pytest_cache .ruff_cache

@@ -11,14 +11,17 @@ import datetime as dt
 import gzip
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from hyperline_devtools.sample_archive import SampleManifest, day_folder_ms, generate_archive
 from hyperline_sync.orchestration import tasks
+from hyperline_sync.state.store import open_location
 from tests.dag_runs import DagHarness, pipeline_with_emulator
 
 DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(3)]
@@ -41,8 +44,7 @@ class Harness(DagHarness):
     s3: Any
 
 
-@pytest.fixture
-def harness(archive, s3_client, aws_conn_id, tmp_path, monkeypatch) -> Harness:
+def harness_for(archive, s3_client, aws_conn_id, tmp_path, monkeypatch, state: dict | None = None) -> Iterator[Harness]:
     bucket = f"seg-{uuid.uuid4().hex[:10]}"
     s3_client.create_bucket(Bucket=bucket)
     for path in sorted(archive.root.rglob("*")):
@@ -56,9 +58,30 @@ def harness(archive, s3_client, aws_conn_id, tmp_path, monkeypatch) -> Harness:
         "hyperline_conn_id": "hyperline_e2e",
         "tuning": {"retries": 0, "chunk_size": 700, "batch_size": 500},
     }
-    with pipeline_with_emulator(pipeline, API_KEY, tmp_path, monkeypatch) as (state_dir, emulator):
+    with pipeline_with_emulator(pipeline, API_KEY, tmp_path, monkeypatch, state) as (state_dir, emulator):
         yield Harness(PIPELINE, emulator, state_dir, archive, bucket, s3_client)
 
+
+@pytest.fixture
+def harness(archive, s3_client, aws_conn_id, tmp_path, monkeypatch) -> Iterator[Harness]:
+    yield from harness_for(archive, s3_client, aws_conn_id, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def s3_state_harness(archive, s3_client, aws_conn_id, tmp_path, monkeypatch, postgres_url) -> Iterator[Harness]:
+    """State (ids, checkpoints, reports, dead letters, dry-run output) in S3, the ledger in Postgres:
+    what a multi-worker deployment uses."""
+    bucket = f"state-{uuid.uuid4().hex[:10]}"
+    s3_client.create_bucket(Bucket=bucket)
+    url = sa.engine.make_url(postgres_url)
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_E2E", json.dumps(
+        {"conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username, "schema": url.database}))
+    state = {"dir": f"s3://{bucket}/hyperline-sync", "conn_id": aws_conn_id, "ledger_conn_id": "ledger_e2e"}
+    for h in harness_for(archive, s3_client, aws_conn_id, tmp_path, monkeypatch, state):
+        h.output_dir = open_location(f"s3://{bucket}/hyperline-sync", aws_conn_id) / "reports"
+        h.ledger_url = postgres_url
+        yield h
+        assert not (tmp_path / "state").exists()  # nothing was written locally
 
 def assert_delivered_exactly(h: Harness) -> None:
     expected = h.manifest.expected_events
@@ -71,7 +94,16 @@ def assert_delivered_exactly(h: Harness) -> None:
 
 
 def test_run_delivers_every_event_once_then_reruns_resend_and_dry_run(harness):
-    h = harness
+    main_scenario(harness)
+
+
+def test_the_main_scenario_with_the_state_in_s3_and_the_ledger_in_postgres(s3_state_harness):
+    main_scenario(s3_state_harness)
+    listed = s3_state_harness.s3.list_objects_v2(Bucket=s3_state_harness.output_dir.backend.bucket)["Contents"]
+    assert any(o["Key"].endswith(".parquet") for o in listed)  # the dedup ids went to S3 too
+
+
+def main_scenario(h: Harness) -> None:
     first = h.run(RANGE)
     assert first.state == "success"
     assert_delivered_exactly(h)
@@ -113,7 +145,7 @@ def test_run_delivers_every_event_once_then_reruns_resend_and_dry_run(harness):
     assert h.emulator.requests == requests_before
     dry_report = h.report(dry)
     outputs = [p["dry_run_output"] for p in dry_report["partitions"]]
-    written = [json.loads(line) for path in outputs for line in gzip.decompress(Path(path).read_bytes()).splitlines()]
+    written = [json.loads(line) for path in outputs for line in gzip.decompress(h.read_output(path)).splitlines()]
     assert {e["record"]["id"] for e in written} == set(h.manifest.expected_events)
     # Exactly what a real run sends: a messageId on two days of the dry run is written once, from
     # the earlier day, and the dry run's counts are the real run's.

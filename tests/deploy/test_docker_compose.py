@@ -21,6 +21,7 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
+from hyperline_devtools.cluster import shared_settings
 from hyperline_sync.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,9 +43,9 @@ AIRFLOW_SERVICES = (
     "airflow-worker",
     "airflow-init",
 )
-REQUIRED_SERVICES = ("postgres", "redis", *AIRFLOW_SERVICES)
+REQUIRED_SERVICES = ("postgres", "redis", "minio", "minio-init", *AIRFLOW_SERVICES)
 IMAGE = "${AIRFLOW_IMAGE_NAME:-segment-hyperline-sync:latest}"
-STATE_DIR = "/opt/airflow/hyperline_sync"
+STATE_URL = "s3://hyperline-state/hyperline-sync"  # the bucket minio-init creates
 RUNTIME_DIRS = {"logs"}  # created by airflow-init at start-up, not part of the repo
 PLACEHOLDER = "REPLACE_ME"
 
@@ -273,6 +274,16 @@ def required_variables(compose: dict) -> set[str]:
     return required
 
 
+def airflow_env(compose: dict, name: str) -> dict[str, str]:
+    """What an Airflow container's environment holds: the shared env_file, then `environment`."""
+    service = compose["services"][name]
+    env = {}
+    for path in service.get("env_file", []):
+        env.update(shared_settings(REPO / path))
+    env.update({key: str(value) for key, value in service.get("environment", {}).items()})
+    return env
+
+
 def conn_env(conn_id: str) -> str:
     return "AIRFLOW_CONN_" + conn_id.upper()
 
@@ -313,8 +324,9 @@ def test_every_airflow_service_runs_the_project_image_with_celery(compose):
         service = compose["services"][name]
         assert service.get("build") == common["build"], f"{name} does not build the product image"
         assert service.get("image") == IMAGE, f"{name} runs {service.get('image')!r}"
-        env = service.get("environment", {})
+        env = airflow_env(compose, name)
         assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", f"{name}: executor is not CeleryExecutor"
+        assert service.get("env_file") == ["include/docker/celery.env"], f"{name}: not the tested settings"
 
 
 def test_airflow_services_share_settings_secrets_and_connections(compose):
@@ -324,9 +336,10 @@ def test_airflow_services_share_settings_secrets_and_connections(compose):
         "HYPERLINE_SYNC_CONFIG": "/opt/airflow/config/pipelines.yaml",
     }
     shared = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY")
-    connections = ("AIRFLOW_CONN_HYPERLINE_DEFAULT", "AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_HYPERLINE_LEDGER")
+    connections = ("AIRFLOW_CONN_HYPERLINE_DEFAULT", "AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_HYPERLINE_LEDGER",
+                   "AIRFLOW_CONN_HYPERLINE_STATE")
     for name in AIRFLOW_SERVICES:
-        env = {key: str(value) for key, value in compose["services"][name]["environment"].items()}
+        env = airflow_env(compose, name)
         for key, value in expected.items():
             assert env.get(key) == value, f"{name}: {key}={env.get(key)!r}, want {value!r}"
         for key in shared:
@@ -378,17 +391,28 @@ def test_every_mounted_host_path_exists(compose):
     assert checked, "no host path mounted at all"
 
 
-def test_state_volume_and_config_are_shared_by_every_airflow_service(compose):
+def test_state_is_in_minio_and_the_config_is_shared_by_every_airflow_service(compose):
+    """No shared volume for the state (managed Airflow has none): MinIO's bucket, created before Airflow starts."""
+    assert "hyperline-state" not in (compose.get("volumes") or {})
+    minio_init = compose["services"]["minio-init"]
+    assert "mb --ignore-existing local/hyperline-state" in " ".join(minio_init["command"])
+    assert minio_init["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert compose["x-airflow-common"]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
     for name in AIRFLOW_SERVICES:
         service = compose["services"][name]
         mounts = dict((target, source) for source, target in volume_mounts(service))
-        assert mounts.get(STATE_DIR) == "hyperline-state", f"{name}: {STATE_DIR} is not the shared volume"
+        assert "/opt/airflow/hyperline_sync" not in mounts, f"{name}: the state is not on a volume any more"
         config_target = service["environment"]["HYPERLINE_SYNC_CONFIG"]
         assert mounts.get(config_target) == "./" + EXAMPLE_CONFIG.relative_to(REPO).as_posix(), (
             f"{name}: nothing mounted at HYPERLINE_SYNC_CONFIG={config_target}"
         )
         assert mounts.get("/opt/airflow/dags") == "./dags", name
         assert mounts.get("/opt/airflow/plugins") == "./plugins", name
+
+
+def test_two_workers_run_one_task_each_as_in_the_distributed_test(compose):
+    assert compose["services"]["airflow-worker"]["deploy"]["replicas"] == 2
+    assert shared_settings()["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "1"
 
 
 def test_editable_install_sees_the_mounted_code(compose, dockerfile):
@@ -556,9 +580,9 @@ def test_dockerignore_keeps_local_state_and_secrets_out():
 def test_example_config_loads_and_matches_the_deployment(compose):
     config = load_config(EXAMPLE_CONFIG)
     assert config.pipelines, "the example config declares no pipeline"
-    assert str(config.state.dir) == STATE_DIR, "state.dir must be the shared hyperline-state volume"
+    assert str(config.state.dir) == STATE_URL, "state.dir must be MinIO's hyperline-state bucket"
     env = compose["x-airflow-common"]["environment"]
-    conn_ids = {config.state.ledger_conn_id} if config.state.ledger_conn_id else set()
+    conn_ids = {c for c in (config.state.ledger_conn_id, config.state.conn_id) if c}
     for pipeline in config.pipelines:
         conn_ids.add(pipeline.hyperline_conn_id)
         if pipeline.source.aws_conn_id:
@@ -598,3 +622,6 @@ def test_env_example_defines_the_documented_variables(env_example):
     assert env_example.get("AIRFLOW_CONN_HYPERLINE_LEDGER") == (
         "postgresql://airflow:airflow@postgres:5432/hyperline_ledger"
     )
+    state = yaml.safe_load(env_example["AIRFLOW_CONN_HYPERLINE_STATE"])
+    assert state["conn_type"] == "aws" and state["extra"]["endpoint_url"] == "http://minio:9000"
+    assert state["login"] == env_example["MINIO_ROOT_USER"]

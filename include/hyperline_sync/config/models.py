@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -60,13 +61,22 @@ def _default_state_dir() -> Path:
 
 
 class StateConfig(FrozenModel):
-    """Where progress lives: the ledger (SQLite file in `dir`, or Postgres) and dedup id files."""
+    """Where progress lives: the ledger (SQLite file in `dir`, or Postgres), dedup id files, reports.
 
-    dir: Path = Field(default_factory=_default_state_dir,
-                      description="Ledger (SQLite), dedup ids and dead letters; relative to the config file's "
-                                  "folder; default $AIRFLOW_HOME/hyperline_sync.")
-    output_dir: Path = Field(default_factory=lambda data: data["dir"] / "reports",
-                             description="Run reports and dry-run output; default <dir>/reports.")
+    `dir` and `output_dir` are local folders (paths) or object storage URLs (`s3://bucket/prefix`, or
+    another scheme Airflow's ObjectStoragePath supports); see `state.store`.
+    """
+
+    dir: Path | str = Field(default_factory=_default_state_dir,
+                            description="Dedup ids, checkpoints, dead letters and the SQLite ledger: a folder "
+                                        "(relative to the config file's folder) or an object storage URL such "
+                                        "as s3://bucket/prefix; default $AIRFLOW_HOME/hyperline_sync.")
+    output_dir: Path | str = Field(default_factory=lambda data: _below(data["dir"], "reports"),
+                                   description="Run reports and dry-run output (folder or URL); default "
+                                               "<dir>/reports.")
+    conn_id: ConnId | None = Field(None, description="Airflow connection for a `dir`/`output_dir` in object "
+                                                     "storage (credentials, endpoint_url); default: the "
+                                                     "client's own credentials chain.")
     ledger_conn_id: ConnId | None = Field(None, description="Postgres connection of the ledger; "
                                                             "default: SQLite in `dir`.")
 
@@ -79,13 +89,46 @@ class StateConfig(FrozenModel):
             raise problem(f"must be a path, got {type_name(value)}")
         if not value:
             raise problem("must not be empty")
+        scheme, sep, rest = value.partition("://")
+        if sep and re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+            return _storage_url(scheme, rest)
         path = Path(value).expanduser()
         base_dir = (info.context or {}).get("base_dir") or Path.cwd()
         return path if path.is_absolute() else base_dir / path
 
+    @model_validator(mode="after")
+    def _ledger_shared_with_the_state(self) -> StateConfig:
+        if isinstance(self.dir, str) and self.ledger_conn_id is None:
+            raise problem(f"is in object storage ({self.dir}), so the workers share it, but the ledger is SQLite: "
+                          "a SQLite file cannot live in object storage, and a file per worker is no ledger (two "
+                          "workers would both sync a day). Set state.ledger_conn_id to a Postgres connection",
+                          at=("dir",))
+        return self
+
     @property
     def ledger_path(self) -> Path:
+        if isinstance(self.dir, str):
+            raise ValueError(f"state.dir {self.dir} is in object storage: the ledger is state.ledger_conn_id")
         return self.dir / "ledger.db"
+
+
+def _below(folder: Path | str, name: str) -> Path | str:
+    return folder / name if isinstance(folder, Path) else f"{folder}/{name}"
+
+
+def _storage_url(scheme: str, rest: str) -> Path | str:
+    """A `file://` URL as its path; any other URL checked and kept (`state.store` opens it)."""
+    if scheme == "file":
+        if not rest.startswith("/"):
+            raise problem("a file:// URL must hold an absolute path (file:///srv/state), got {value}",
+                          value=f"{scheme}://{rest}")
+        return Path(rest)
+    bucket = rest.split("/", 1)[0]
+    if "@" in bucket:
+        raise problem("must not hold credentials: put them in the Airflow connection named by state.conn_id")
+    if not bucket:
+        raise problem(f"names no bucket: use {scheme}://bucket/prefix, got {{value}}", value=f"{scheme}://{rest}")
+    return f"{scheme}://{rest.strip('/')}"
 
 
 class TuningConfig(FrozenModel):

@@ -12,8 +12,7 @@ import contextlib
 import datetime as dt
 import gzip
 import logging
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import orjson
 
@@ -56,6 +55,7 @@ from hyperline_sync.state.report import (
     write_report,
 )
 from hyperline_sync.state.retention import prune_expired
+from hyperline_sync.state.store import Location, locations, writer
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,11 @@ def load_pipeline(name: str) -> tuple[Config, PipelineConfig]:
 
 def ledger_for(config: Config, secrets: tuple[str, ...] = ()) -> Ledger:
     return open_ledger(config.state.ledger_conn_id, config.state.dir, secrets)
+
+
+def output_location(config: Config) -> Location:
+    """Where reports, outcomes and dry-run output go: a folder, or a prefix in object storage."""
+    return locations(config.state)[1]
 
 
 def hyperline_secrets(pipeline: PipelineConfig) -> tuple[str, ...]:
@@ -110,7 +115,7 @@ def plan(
         if run_id is not None:
             with contextlib.suppress(Exception):  # the config itself may be what failed
                 config, pipeline = load_pipeline(pipeline_name)
-                write_plan_failure(config.state.output_dir, pipeline.name, run_id, f"{type(exc).__name__}: {exc}",
+                write_plan_failure(output_location(config), pipeline.name, run_id, f"{type(exc).__name__}: {exc}",
                                    hyperline_secrets(pipeline))
         raise
 
@@ -151,7 +156,7 @@ def earlier_days_pending(
     config, pipeline = load_pipeline(pipeline_name)
     first = dt.date.fromisoformat(days[0])
     horizon = (first - dt.timedelta(days=pipeline.tuning.dedup_window_days)).isoformat()
-    ended = outcome_partitions(config.state.output_dir, pipeline.name, run_id)
+    ended = outcome_partitions(output_location(config), pipeline.name, run_id)
     pending = [d for group in groups for d in group if horizon <= d < days[0] and d not in ended]
     if not pending or params.get("resend"):
         return pending
@@ -188,8 +193,8 @@ def sync(
     """
     config, pipeline = load_pipeline(pipeline_name)
     dry_run, resend = bool(params.get("dry_run")), bool(params.get("resend"))
-    output_dir = config.state.output_dir
     secrets = hyperline_secrets(pipeline)
+    state_dir, output_dir = locations(config.state)
     try:
         ledger = ledger_for(config, secrets)
         breaker = CircuitBreaker(ledger, pipeline.name, pipeline.tuning.breaker_failures,
@@ -198,7 +203,7 @@ def sync(
             pipeline=pipeline,
             ledger=ledger,
             source=open_source(pipeline),
-            state_dir=config.state.dir,
+            state_dir=state_dir,
             output_dir=output_dir,
             run_id=run_id,
             owner=attempt_owner(run_id, map_index, try_number),
@@ -235,7 +240,7 @@ def sync(
             _raise_redacted(exc, secrets)  # Hyperline unreachable or bad credentials: the DAG decides about retries
         finally:
             sink.close()
-        if dry_run and sink.path.exists():
+        if dry_run and sink.written:
             outcome.dry_run_output = str(sink.path)
         write_outcome(output_dir, pipeline.name, run_id, outcome, secrets)
         write_usage_part(output_dir, pipeline.name, run_id, day, usage)
@@ -286,7 +291,8 @@ def summarize(pipeline_name: str, groups: list[list[str]] | None, params: dict, 
     if groups is None:
         raise RunFailedError(_plan_failure(pipeline_name, run_id))
     config, pipeline = load_pipeline(pipeline_name)
-    outcomes = read_outcomes(config.state.output_dir, pipeline.name, run_id)
+    output_dir = output_location(config)
+    outcomes = read_outcomes(output_dir, pipeline.name, run_id)
     planned = [day for group in groups for day in group]
     missing = [day for day in planned if day not in outcomes]
     ledger_states: dict = {}
@@ -306,9 +312,9 @@ def summarize(pipeline_name: str, groups: list[list[str]] | None, params: dict, 
         ordered.append(outcome)
     report = build_report(pipeline=pipeline.name, run_id=run_id, dry_run=bool(params.get("dry_run")),
                           params=_public_params(params), outcomes=ordered)
-    path = write_report(config.state.output_dir, report, hyperline_secrets(pipeline))
+    path = write_report(output_dir, report, hyperline_secrets(pipeline))
     try:  # the sync's outcome is report.json: a summary that cannot be written is logged, not the run's failure
-        log.info("usage: %s, HTML report: %s", *write_run_insight(config.state.output_dir, report))
+        log.info("usage: %s, HTML report: %s", *write_run_insight(output_dir, report))
     except Exception as exc:
         log.error("could not write the usage summary or the HTML report: %s: %s", type(exc).__name__, exc)
     dead = [p for o in ordered for p in o.dead_letters]
@@ -318,7 +324,7 @@ def summarize(pipeline_name: str, groups: list[list[str]] | None, params: dict, 
     if not report["balanced"]:
         log.warning("counts do not add up (read != sent + rejected + skipped + duplicates): see %s", path)
     if params.get("dry_run"):  # leaves the real state as it was
-        discard_dry_run_state(config.state.output_dir, pipeline.name, run_id)
+        discard_dry_run_state(output_dir, pipeline.name, run_id)
     else:
         _prune_expired(config, pipeline)
     if report["failed_partitions"]:
@@ -334,7 +340,7 @@ def _plan_failure(pipeline_name: str, run_id: str) -> str:
         config, pipeline = load_pipeline(pipeline_name)
     except Exception as exc:
         return f"planning failed, nothing was synced: the config cannot be read: {type(exc).__name__}: {exc}"
-    why = read_plan_failure(config.state.output_dir, pipeline.name, run_id)
+    why = read_plan_failure(output_location(config), pipeline.name, run_id)
     return ("planning failed, nothing was synced: " +
             (why or "the plan task left no plan and no error (killed, or it never ran): see its log"))
 
@@ -362,19 +368,23 @@ def _public_params(params: dict) -> dict:
 
 
 class DryRunSink:
-    """Gzipped JSONL of the events a dry run would send; created on the first event."""
+    """Gzipped JSONL of the events a dry run would send; created on the first event, published
+    whole when closed (`store.writer`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Location) -> None:
         self.path = path
+        self.written = False
+        self._stack = contextlib.ExitStack()
         self._file: gzip.GzipFile | None = None
 
     def write(self, partition: str, events: list[dict]) -> None:
         if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = gzip.open(self.path, "wb", compresslevel=5)  # noqa: SIM115 (closed in close())
+            target: IO[bytes] = self._stack.enter_context(writer(self.path))
+            self._file = self._stack.enter_context(gzip.GzipFile(fileobj=target, mode="wb", compresslevel=5))
         self._file.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
             self._file = None
+            self._stack.close()
+            self.written = True

@@ -26,7 +26,6 @@ re-hashed from their stored ids, so a pandas upgrade cannot silently break dedup
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
@@ -36,7 +35,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hyperline_sync.state import store
 from hyperline_sync.state.checkpoint import read_acked
+from hyperline_sync.state.store import Location
 
 __all__ = ["SeenIds", "hash_ids", "id_file", "ids_root"]
 
@@ -61,12 +62,12 @@ def hash_ids(ids: Iterable[str] | np.ndarray) -> np.ndarray:
 _PROBE_HASH = str(int(hash_ids(np.array([_PROBE], dtype=object))[0])).encode()
 
 
-def ids_root(state_dir: Path, pipeline: str) -> Path:
+def ids_root(state_dir: Location, pipeline: str) -> Location:
     """The folder of a pipeline's id files, one subfolder per day."""
-    return Path(state_dir) / pipeline / "ids"
+    return state_dir / pipeline / "ids"
 
 
-def id_file(state_dir: Path, pipeline: str, day: date, key: str) -> Path:
+def id_file(state_dir: Location, pipeline: str, day: date, key: str) -> Location:
     digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
     return ids_root(state_dir, pipeline) / day.isoformat() / f"{digest}.parquet"
 
@@ -111,15 +112,15 @@ class SeenIds:
 
     def __init__(
         self,
-        state_dir: Path | str,
+        state_dir: Location | str,
         pipeline: str,
         day: date,
         window_days: int,
         include_own_partition: bool = True,
-        dry_run_dir: Path | None = None,
+        dry_run_dir: Location | None = None,
     ) -> None:
-        self.state_dir = Path(state_dir)
-        self.commit_dir = self.state_dir if dry_run_dir is None else Path(dry_run_dir)
+        self.state_dir = Path(state_dir) if isinstance(state_dir, str) else state_dir
+        self.commit_dir = self.state_dir if dry_run_dir is None else dry_run_dir
         self.pipeline = pipeline
         self.day = day
         self.duplicates = 0
@@ -135,13 +136,15 @@ class SeenIds:
         """How many ids were loaded from earlier partitions and committed objects."""
         return len(self._known)
 
-    def _load(self, root: Path, days: list[date]) -> np.ndarray:
+    def _load(self, root: Location, days: list[date]) -> np.ndarray:
         parts: list[np.ndarray] = []
         for day in days:
             folder = ids_root(root, self.pipeline) / day.isoformat()
-            if folder.is_dir():
-                parts.extend(_read_hashes(path) for path in sorted(folder.glob("*.parquet")))
-                parts.extend(hash_ids(read_acked(path)) for path in sorted(folder.glob("*.acked")))
+            names = [e.name for e in store.list_files(folder, recursive=not isinstance(folder, Path))]
+            parts.extend(_read_hashes(folder / name) for name in names if name.endswith(".parquet"))
+            # `.acked` logs: a file on disk, a folder of parts (`<name>.parts/<offset>`) in object storage
+            logs = {name.split("/")[0].removesuffix(store.PARTS) for name in names}
+            parts.extend(hash_ids(read_acked(folder / name)) for name in sorted(logs) if name.endswith(".acked"))
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
 
     def filter(self, events: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -165,7 +168,7 @@ class SeenIds:
             hashes = hash_ids(events["message_id"].to_numpy(dtype=object))
             self._run.add(np.unique(hashes[~self._known.contains(hashes)]))
 
-    def commit_object(self, key: str, ids: Iterable[str]) -> Path:
+    def commit_object(self, key: str, ids: Iterable[str]) -> Location:
         """Persist the ids of an object whose events all have Hyperline's answer (atomic replace).
 
         Ids already stored for the key are kept: a rewritten object (GDPR re-copy, new ETag) is
@@ -174,22 +177,31 @@ class SeenIds:
         """
         path = id_file(self.commit_dir, self.pipeline, self.day, key)
         values = np.asarray(list(ids), dtype=object)
-        if path.exists():
-            stored = pq.read_table(path, columns=["message_id"]).column("message_id").to_pylist()
+        if store.exists(path):
+            stored = pq.read_table(_source(path), columns=["message_id"]).column("message_id").to_pylist()
             values = pd.unique(np.concatenate([np.asarray(stored, dtype=object), values]))
         table = pa.table(
             {"message_id": pa.array(values, type=pa.string()), "h": pa.array(hash_ids(values), type=pa.uint64())}
         ).replace_schema_metadata({_PROBE_KEY: _PROBE_HASH, b"source_key": key.encode()})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        store.write_bytes(path, sink.getvalue().to_pybytes())
         return path
 
 
-def _read_hashes(path: Path) -> np.ndarray:
-    schema = pq.read_schema(path)
-    if (schema.metadata or {}).get(_PROBE_KEY) == _PROBE_HASH:
-        return pq.read_table(path, columns=["h"]).column("h").to_numpy()
-    ids = pq.read_table(path, columns=["message_id"]).column("message_id").to_numpy(zero_copy_only=False)
+def _source(path: Location) -> Path | pa.BufferReader:
+    """What pyarrow reads: the file itself on disk, the object's bytes from object storage."""
+    if isinstance(path, Path):
+        return path
+    data = store.read_bytes(path)
+    if data is None:
+        raise FileNotFoundError(str(path))
+    return pa.BufferReader(data)
+
+
+def _read_hashes(path: Location) -> np.ndarray:
+    source = _source(path)
+    if (pq.read_schema(source).metadata or {}).get(_PROBE_KEY) == _PROBE_HASH:
+        return pq.read_table(source, columns=["h"]).column("h").to_numpy()
+    ids = pq.read_table(source, columns=["message_id"]).column("message_id").to_numpy(zero_copy_only=False)
     return hash_ids(ids.astype(object))

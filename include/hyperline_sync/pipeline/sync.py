@@ -17,11 +17,10 @@ import contextlib
 import datetime as dt
 import gc
 import logging
-import shutil
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from hyperline_sync.config.models import PipelineConfig
 from hyperline_sync.insight.usage import UsageTally
@@ -39,10 +38,12 @@ from hyperline_sync.pipeline.volume import partition_warning
 from hyperline_sync.redact import redact_secrets
 from hyperline_sync.sources.base import PartitionSource, Unit
 from hyperline_sync.sources.errors import UnitReadError
+from hyperline_sync.state import store
 from hyperline_sync.state.claims import ClaimHeartbeat
 from hyperline_sync.state.deadletter import dead_letter_file, dead_letter_path
 from hyperline_sync.state.ledger import DONE, FAILED, Ledger, PartitionBusyError
 from hyperline_sync.state.report import PartitionOutcome, run_dir
+from hyperline_sync.state.store import Location
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,8 @@ class SyncJob:
     pipeline: PipelineConfig
     ledger: Ledger
     source: PartitionSource
-    state_dir: Path
-    output_dir: Path
+    state_dir: Location  # a folder, or a prefix in object storage (`state.store`)
+    output_dir: Location
     run_id: str
     owner: str
     sender: Sender | None = None
@@ -84,19 +85,20 @@ class SyncJob:
         return redact_secrets(text, self.secrets)
 
 
-def dry_run_dir(output_dir: Path, pipeline: str, run_id: str) -> Path:
+def dry_run_dir(output_dir: Location, pipeline: str, run_id: str) -> Location:
     """A dry run's own folder, so that it never touches real state: the events it would send
     (`<day>.jsonl.gz`), its dead letters (`dead_letters/`) and, in `state/`, the ids its days would
     have sent, read by its later days for dedup and removed by the run's summarize."""
     return run_dir(output_dir, pipeline, run_id) / "dry_run"
 
 
-def discard_dry_run_state(output_dir: Path, pipeline: str, run_id: str) -> None:
+def discard_dry_run_state(output_dir: Location, pipeline: str, run_id: str) -> None:
     """Remove a dry run's id store once the run is over (its events and dead letters stay)."""
-    shutil.rmtree(dry_run_dir(output_dir, pipeline, run_id) / _DRY_RUN_STATE, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        store.remove_tree(dry_run_dir(output_dir, pipeline, run_id) / _DRY_RUN_STATE)
 
 
-def _dry_run(job: SyncJob) -> Path:
+def _dry_run(job: SyncJob) -> Location:
     return dry_run_dir(job.output_dir, job.pipeline.name, job.run_id)
 
 
@@ -121,6 +123,9 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
         raise ValueError("a sync that is not a dry run needs a sender")
     partition = day.isoformat()
     started = time.monotonic()
+    # Before the claim and before anything is sent: progress that cannot be saved must not be made.
+    for folder in {str(job.state_dir): job.state_dir, str(job.output_dir): job.output_dir}.values():
+        store.check_writable(folder, f"{partition}-{os.getpid()}")
     if not job.dry_run:
         # Claim before reading which objects are done: read earlier, another run could finish them
         # in between, and this run would sync them again.
@@ -187,7 +192,7 @@ def _sync_units(job: SyncJob, day: dt.date, outcome: PartitionOutcome, errors: l
     return objects, todo
 
 
-def _letters_path(job: SyncJob, unit: Unit) -> Path:
+def _letters_path(job: SyncJob, unit: Unit) -> Location:
     partition = unit.day.isoformat()
     if job.dry_run:
         return dead_letter_file(_dry_run(job) / "dead_letters", partition, unit.key)

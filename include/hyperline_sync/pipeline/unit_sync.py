@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -30,6 +29,7 @@ from hyperline_sync.state.claims import ClaimHeartbeat
 from hyperline_sync.state.deadletter import ObjectDeadLetters
 from hyperline_sync.state.ledger import DONE, FAILED, Counts, PartitionBusyError
 from hyperline_sync.state.report import PartitionOutcome
+from hyperline_sync.state.store import Location
 
 if TYPE_CHECKING:
     from hyperline_sync.pipeline.sync import SyncJob
@@ -91,7 +91,7 @@ def to_events(frame: pd.DataFrame) -> list[dict]:
 class UnitSync:
     """One unit: `prepare()` (before the partition's dedup ids are loaded), then `run(seen)`."""
 
-    def __init__(self, job: SyncJob, unit: Unit, outcome: PartitionOutcome, letters: Path,
+    def __init__(self, job: SyncJob, unit: Unit, outcome: PartitionOutcome, letters: Location,
                  heartbeat: ClaimHeartbeat | None, guard: RejectionGuard) -> None:
         self.job, self.unit, self.outcome, self.heartbeat, self.guard = job, unit, outcome, heartbeat, guard
         self.partition = unit.day.isoformat()

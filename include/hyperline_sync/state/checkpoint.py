@@ -30,13 +30,13 @@ as duplicates instead of being posted again.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 
+from hyperline_sync.state import store
 from hyperline_sync.state.schema import Counts
+from hyperline_sync.state.store import Location
 
 
 @dataclass(frozen=True)
@@ -50,87 +50,77 @@ class SavedProgress:
 
 
 class UnitCheckpoint:
-    """The checkpoint files of one unit, next to its id file (`dedup.id_file`)."""
+    """The checkpoint files of one unit, next to its id file (`dedup.id_file`). The `.acked` and
+    `.chunk_acked` files are logs (`store.log_append`: part objects in object storage)."""
 
-    def __init__(self, id_file: Path, etag: str, chunk_size: int) -> None:
+    def __init__(self, id_file: Location, etag: str, chunk_size: int) -> None:
         self.acked = id_file.with_suffix(".acked")
         self.chunk_acked = id_file.with_suffix(".chunk_acked")
         self.path = id_file.with_suffix(".checkpoint.json")
         self.etag, self.chunk_size = etag, chunk_size
         self._acked_bytes = 0
+        self._chunk_acked_bytes = 0
         self._refused: list[str] = []  # of the chunk in progress
 
     def load(self) -> SavedProgress | None:
         """The saved progress to resume from, with the files cut back to it; None to start over."""
+        raw = store.read_bytes(self.path)
         try:
-            data = orjson.loads(self.path.read_bytes())
-        except (FileNotFoundError, orjson.JSONDecodeError):
+            data = orjson.loads(raw) if raw is not None else None
+        except orjson.JSONDecodeError:
             data = None
-        if data is None or not self.acked.exists():
+        if data is None or not store.log_exists(self.acked):
             # A crash before the first checkpoint: that slice is sent again.
-            self.acked.unlink(missing_ok=True)
-            self.chunk_acked.unlink(missing_ok=True)
+            store.log_remove(self.acked)
+            store.log_remove(self.chunk_acked)
             return None
         if (data.get("etag"), data.get("chunk_size")) != (self.etag, self.chunk_size):
-            self._acked_bytes = self.acked.stat().st_size  # delivered ids of another version: still known
-            self.chunk_acked.unlink(missing_ok=True)
-            self.path.unlink(missing_ok=True)
+            self._acked_bytes = store.log_size(self.acked)  # delivered ids of another version: still known
+            store.log_remove(self.chunk_acked)
+            store.remove(self.path)
             return None
-        _cut(self.acked, data["acked_bytes"])
-        _cut(self.chunk_acked, data["chunk_acked_bytes"])
-        self._acked_bytes = data["acked_bytes"]
+        store.log_cut(self.acked, data["acked_bytes"])
+        store.log_cut(self.chunk_acked, data["chunk_acked_bytes"])
+        self._acked_bytes, self._chunk_acked_bytes = data["acked_bytes"], data["chunk_acked_bytes"]
         self._refused = list(data["refused"])
-        answered = frozenset(_ids(self.chunk_acked.read_bytes()) if self.chunk_acked.exists() else ()) | set(
-            self._refused)
+        answered = frozenset(_ids(store.log_read(self.chunk_acked))) | set(self._refused)
         return SavedProgress(data["chunks"], Counts(**data["counts"]), data["letters_bytes"], answered)
 
     def save_slice(self, chunks: int, counts: Counts, acked_ids: list[str], refused_ids: list[str],
                    letters_bytes: int) -> None:
         """Record a settled slice of the chunk after `chunks` settled chunks."""
-        _append(self.acked, [])  # exists from the first checkpoint on: `load` requires it
-        _append(self.chunk_acked, acked_ids)
+        if not self._acked_bytes:
+            store.log_append(self.acked, b"")  # exists from the first checkpoint on: `load` requires it
+        if acked_ids or not self._chunk_acked_bytes:
+            self._chunk_acked_bytes = store.log_append(self.chunk_acked, _encode(acked_ids))
         self._refused.extend(refused_ids)
         self._write(chunks, counts, letters_bytes)
 
     def save_chunk(self, chunks: int, counts: Counts, letters_bytes: int) -> None:
         """Record `chunks` settled chunks: the ids of the one just settled join the unit's acked ids."""
-        pending = self.chunk_acked.read_bytes() if self.chunk_acked.exists() else b""
-        self.acked.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.acked, "ab") as f:
-            f.write(pending)
-        self._acked_bytes = self.acked.stat().st_size
+        self._acked_bytes = store.log_append(self.acked, store.log_read(self.chunk_acked))
         self._refused = []
-        self._write(chunks, counts, letters_bytes, chunk_acked_bytes=0)
-        self.chunk_acked.unlink(missing_ok=True)
+        self._chunk_acked_bytes = 0
+        self._write(chunks, counts, letters_bytes)
+        store.log_remove(self.chunk_acked)
 
-    def _write(self, chunks: int, counts: Counts, letters_bytes: int, chunk_acked_bytes: int | None = None) -> None:
-        if chunk_acked_bytes is None:
-            chunk_acked_bytes = self.chunk_acked.stat().st_size if self.chunk_acked.exists() else 0
+    def _write(self, chunks: int, counts: Counts, letters_bytes: int) -> None:
         data = {"etag": self.etag, "chunk_size": self.chunk_size, "chunks": chunks, "counts": counts.as_dict(),
-                "acked_bytes": self._acked_bytes, "chunk_acked_bytes": chunk_acked_bytes,
+                "acked_bytes": self._acked_bytes, "chunk_acked_bytes": self._chunk_acked_bytes,
                 "refused": self._refused, "letters_bytes": letters_bytes}
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(orjson.dumps(data))
-        os.replace(tmp, self.path)
+        store.write_bytes(self.path, orjson.dumps(data))
 
     def acked_ids(self) -> list[str]:
         """Every id of the settled chunks acknowledged so far."""
-        with contextlib.suppress(FileNotFoundError), open(self.acked, "rb") as f:
-            return _ids(f.read(self._acked_bytes))
-        return []
+        return _ids(store.log_read(self.acked, self._acked_bytes))
 
     def clear(self) -> None:
         """Forget the unit's progress (done, or to be redone from its start)."""
-        for path in (self.path, self.acked, self.chunk_acked):
-            path.unlink(missing_ok=True)
-        self._acked_bytes = 0
+        store.remove(self.path)
+        store.log_remove(self.acked)
+        store.log_remove(self.chunk_acked)
+        self._acked_bytes = self._chunk_acked_bytes = 0
         self._refused = []
-
-
-def _append(path: Path, ids: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab") as f:
-        f.write(_encode(ids))
 
 
 def _encode(ids: list[str]) -> bytes:
@@ -142,17 +132,9 @@ def _encode(ids: list[str]) -> bytes:
                     i.encode() + b"\n" for i in ids)
 
 
-def _cut(path: Path, size: int) -> None:
-    if size <= 0:
-        path.unlink(missing_ok=True)
-        return
-    with contextlib.suppress(FileNotFoundError), open(path, "r+b") as f:
-        f.truncate(min(size, os.fstat(f.fileno()).st_size))
-
-
-def read_acked(path: Path) -> list[str]:
-    """The ids of an `.acked` file (for the dedup)."""
-    return _ids(path.read_bytes())
+def read_acked(log: Location) -> list[str]:
+    """The ids of an `.acked` log (for the dedup)."""
+    return _ids(store.log_read(log))
 
 
 def _ids(data: bytes) -> list[str]:

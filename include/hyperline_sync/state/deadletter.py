@@ -13,14 +13,15 @@ scrubbed) or the `raw` line (truncated, scrubbed) when it could not be parsed.
 from __future__ import annotations
 
 import gzip
-import os
 import re
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from hyperline_sync.state import store
+from hyperline_sync.state.store import Location
 
 # Keys whose values are credentials wherever they appear (Segment puts writeKey on archived lines).
 SECRET_KEYS = frozenset({"writekey", "write_key", "password", "api_key", "apikey", "secret", "authorization"})
@@ -47,16 +48,16 @@ def scrub_raw(line: bytes | str) -> str:
     return data.decode("utf-8", "replace")
 
 
-def dead_letters_root(output_dir: Path, pipeline: str) -> Path:
+def dead_letters_root(output_dir: Location, pipeline: str) -> Location:
     """The folder of a pipeline's dead letters, one subfolder per partition."""
-    return Path(output_dir) / pipeline / "dead_letters"
+    return output_dir / pipeline / "dead_letters"
 
 
-def dead_letter_path(output_dir: Path, pipeline: str, partition: str, source_key: str) -> Path:
+def dead_letter_path(output_dir: Location, pipeline: str, partition: str, source_key: str) -> Location:
     return dead_letter_file(dead_letters_root(output_dir, pipeline), partition, source_key)
 
 
-def dead_letter_file(root: Path, partition: str, source_key: str) -> Path:
+def dead_letter_file(root: Location, partition: str, source_key: str) -> Location:
     """An object's dead-letter file under a dead-letters folder (a pipeline's, or a dry run's own)."""
     return root / partition / f"{Path(source_key).name}.jsonl.gz"
 
@@ -65,7 +66,7 @@ class ObjectDeadLetters:
     """Collects one object's rejects; `save()` makes the rows so far durable, `close()` publishes the
     file (or removes a stale one)."""
 
-    def __init__(self, path: Path, partition: str, source_key: str, run_id: str) -> None:
+    def __init__(self, path: Location, partition: str, source_key: str, run_id: str) -> None:
         self.path = path
         self.partial = path.with_name(path.name + ".partial")
         self._base = {"partition": partition, "source_key": source_key, "run_id": run_id}
@@ -88,37 +89,33 @@ class ObjectDeadLetters:
         """Start from the first `size` bytes of the partial file (0: from nothing)."""
         self._rows = []
         if size <= 0:
-            self.partial.unlink(missing_ok=True)
+            store.log_remove(self.partial)
             return
-        if not self.partial.exists():  # published, but the unit's end was not recorded: take it back
-            os.replace(self.path, self.partial)
-        with open(self.partial, "r+b") as f:
-            f.truncate(size)
+        if not store.log_exists(self.partial):  # published, but the unit's end was not recorded: take it back
+            store.log_adopt(self.path, self.partial)
+        store.log_cut(self.partial, size)
 
     def save(self) -> int:
         """Append the rows added since the last save to the partial file; its size after."""
         if self._rows:
-            self.partial.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.partial, "ab") as f:
-                f.write(gzip.compress(b"".join(self._rows), compresslevel=5, mtime=0))
+            size = store.log_append(self.partial, gzip.compress(b"".join(self._rows), compresslevel=5, mtime=0))
             self._rows = []
-        return self.partial.stat().st_size if self.partial.exists() else 0
+            return size
+        return store.log_size(self.partial)
 
-    def close(self) -> Path | None:
+    def close(self) -> Location | None:
         """Publish atomically; returns the path, or None when the object had no rejects."""
         if not self.save():
-            self.path.unlink(missing_ok=True)
+            store.remove(self.path)
             return None
-        os.replace(self.partial, self.path)
+        store.log_publish(self.partial, self.path)
         return self.path
 
-    def publish(self) -> Path | None:
+    def publish(self) -> Location | None:
         """Publish a copy of the rows so far (an object that failed), keeping the partial file."""
         if not self.save():
             return None
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        shutil.copyfile(self.partial, tmp)
-        os.replace(tmp, self.path)
+        store.write_bytes(self.path, store.log_read(self.partial))
         return self.path
 
     def discard(self) -> None:
@@ -126,7 +123,9 @@ class ObjectDeadLetters:
         self._rows = []
 
 
-def read_dead_letters(path: Path) -> list[dict]:
+def read_dead_letters(path: Location | str) -> list[dict]:
     """All rows of one dead-letter file (for tests, reports and operators' scripts)."""
-    with gzip.open(path, "rb") as f:
-        return [orjson.loads(line) for line in f if line.strip()]
+    data = store.read_bytes(Path(path) if isinstance(path, str) else path)
+    if data is None:
+        raise FileNotFoundError(str(path))
+    return [orjson.loads(line) for line in gzip.decompress(data).splitlines() if line.strip()]

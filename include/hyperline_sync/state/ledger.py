@@ -185,9 +185,12 @@ class Ledger(PartitionClaims):
         )
 
 
-def open_ledger(ledger_conn_id: str | None, state_dir: Path, secrets: Iterable[str] = ()) -> Ledger:
-    """The ledger a pipeline uses: Postgres through an Airflow connection, else SQLite in the state dir."""
+def open_ledger(ledger_conn_id: str | None, state_dir: Path | str, secrets: Iterable[str] = ()) -> Ledger:
+    """The ledger a pipeline uses: Postgres through an Airflow connection, else SQLite in the state dir
+    (a local folder: the config refuses a SQLite ledger with the state in object storage)."""
     if not ledger_conn_id:
+        if not isinstance(state_dir, Path):
+            raise LedgerError(f"state.dir {state_dir} is in object storage: set state.ledger_conn_id (Postgres)")
         return Ledger.sqlite(state_dir / "ledger.db", secrets)
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 

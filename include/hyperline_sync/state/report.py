@@ -15,16 +15,16 @@ written.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import orjson
 
 from hyperline_sync.redact import redact_secrets
+from hyperline_sync.state import store
 from hyperline_sync.state.ledger import COUNT_FIELDS, Counts
+from hyperline_sync.state.store import Location
 
 
 @dataclass
@@ -68,12 +68,12 @@ def safe_name(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)
 
 
-def run_dir(output_dir: Path, pipeline: str, run_id: str) -> Path:
+def run_dir(output_dir: Location, pipeline: str, run_id: str) -> Location:
     return output_dir / pipeline / "runs" / safe_name(run_id)
 
 
-def write_outcome(output_dir: Path, pipeline: str, run_id: str, outcome: PartitionOutcome,
-                  secrets: Iterable[str] = ()) -> Path:
+def write_outcome(output_dir: Location, pipeline: str, run_id: str, outcome: PartitionOutcome,
+                  secrets: Iterable[str] = ()) -> Location:
     path = run_dir(output_dir, pipeline, run_id) / "partitions" / f"{outcome.partition}.json"
     data = outcome.to_json()
     if data["error"] is not None:
@@ -82,32 +82,37 @@ def write_outcome(output_dir: Path, pipeline: str, run_id: str, outcome: Partiti
     return path
 
 
-def write_plan_failure(output_dir: Path, pipeline: str, run_id: str, error: str, secrets: Iterable[str] = ()) -> Path:
+def write_plan_failure(output_dir: Location, pipeline: str, run_id: str, error: str,
+                       secrets: Iterable[str] = ()) -> Location:
     """Why the run's plan task failed, for summarize to say (it gets no plan to summarize)."""
     path = run_dir(output_dir, pipeline, run_id) / "plan_failed.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(redact_secrets(error, secrets))
+    store.write_bytes(path, redact_secrets(error, secrets).encode())
     return path
 
 
-def read_plan_failure(output_dir: Path, pipeline: str, run_id: str) -> str | None:
-    path = run_dir(output_dir, pipeline, run_id) / "plan_failed.txt"
-    return path.read_text() if path.exists() else None
+def read_plan_failure(output_dir: Location, pipeline: str, run_id: str) -> str | None:
+    data = store.read_bytes(run_dir(output_dir, pipeline, run_id) / "plan_failed.txt")
+    return data.decode() if data is not None else None
 
 
-def outcome_partitions(output_dir: Path, pipeline: str, run_id: str) -> set[str]:
+def outcome_partitions(output_dir: Location, pipeline: str, run_id: str) -> set[str]:
     """Partitions of the run whose sync task has ended (with success or failure)."""
-    folder = run_dir(output_dir, pipeline, run_id) / "partitions"
-    return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+    return {name.removesuffix(".json") for name in _outcome_files(output_dir, pipeline, run_id)}
 
 
-def read_outcomes(output_dir: Path, pipeline: str, run_id: str) -> dict[str, PartitionOutcome]:
+def read_outcomes(output_dir: Location, pipeline: str, run_id: str) -> dict[str, PartitionOutcome]:
     folder = run_dir(output_dir, pipeline, run_id) / "partitions"
-    if not folder.is_dir():
-        return {}
-    return {
-        p.stem: PartitionOutcome.from_json(orjson.loads(p.read_bytes())) for p in sorted(folder.glob("*.json"))
-    }
+    outcomes = {}
+    for name in _outcome_files(output_dir, pipeline, run_id):
+        data = store.read_bytes(folder / name)
+        if data is not None:
+            outcomes[name.removesuffix(".json")] = PartitionOutcome.from_json(orjson.loads(data))
+    return outcomes
+
+
+def _outcome_files(output_dir: Location, pipeline: str, run_id: str) -> list[str]:
+    folder = run_dir(output_dir, pipeline, run_id) / "partitions"
+    return [e.name for e in store.list_files(folder) if e.name.endswith(".json")]
 
 
 def build_report(
@@ -132,7 +137,7 @@ def build_report(
     }
 
 
-def write_report(output_dir: Path, report: dict, secrets: Iterable[str] = ()) -> Path:
+def write_report(output_dir: Location, report: dict, secrets: Iterable[str] = ()) -> Location:
     path = run_dir(output_dir, report["pipeline"], report["run_id"]) / "report.json"
     for part in report["partitions"]:
         if part.get("error") is not None:
@@ -165,8 +170,5 @@ def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
     return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))
-    os.replace(tmp, path)
+def _write_json(path: Location, data: dict) -> None:
+    store.write_bytes(path, orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))

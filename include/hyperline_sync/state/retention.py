@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 from hyperline_sync.config.models import Config, PipelineConfig
 from hyperline_sync.pipeline.dedup import ids_root
+from hyperline_sync.state import store
 from hyperline_sync.state.deadletter import dead_letters_root
 from hyperline_sync.state.ledger import FAILED, PENDING, RUNNING, Ledger
+from hyperline_sync.state.store import Location, locations
 
 __all__ = ["PruneRefusedError", "StateFolder", "earliest_needed_day", "prunable_folders", "prune_expired", "remove"]
 
@@ -52,10 +52,10 @@ class StateFolder:
 
     day: dt.date
     kind: str
-    path: Path
+    path: Location
     files: int
     bytes: int
-    modified: float  # the newest mtime of its files (the folder's own when empty), epoch seconds
+    modified: float  # the newest mtime of its files, epoch seconds
 
 
 def earliest_needed_day(pipeline: PipelineConfig, ledger: Ledger, today: dt.date) -> tuple[dt.date, str]:
@@ -91,17 +91,21 @@ def prunable_folders(
 
 
 def _day_folders(config: Config, pipeline: PipelineConfig, before: dt.date, dead_letters: bool) -> list[StateFolder]:
-    roots = {IDS: ids_root(config.state.dir, pipeline.name)}
+    state_dir, output_dir = locations(config.state)
+    roots = {IDS: ids_root(state_dir, pipeline.name)}
     if dead_letters:
-        roots[DEAD_LETTERS] = dead_letters_root(config.state.output_dir, pipeline.name)
+        roots[DEAD_LETTERS] = dead_letters_root(output_dir, pipeline.name)
     found = []
     for kind, root in roots.items():
-        for folder in sorted(root.iterdir()) if root.is_dir() else []:
-            day = _day(folder.name)
-            if day is not None and day < before and folder.is_dir():
-                stats = [path.stat() for path in folder.rglob("*") if path.is_file()]
-                modified = max((s.st_mtime for s in stats), default=folder.stat().st_mtime)
-                found.append(StateFolder(day, kind, folder, len(stats), sum(s.st_size for s in stats), modified))
+        days: dict[dt.date, list[store.Entry]] = {}
+        for entry in store.list_files(root, recursive=True):
+            folder, _, _ = entry.name.partition("/")
+            day = _day(folder)
+            if day is not None and day < before and "/" in entry.name:
+                days.setdefault(day, []).append(entry)
+        for day, entries in days.items():
+            found.append(StateFolder(day, kind, root / day.isoformat(), len(entries), sum(e.size for e in entries),
+                                     max(e.modified for e in entries)))
     return sorted(found, key=lambda folder: (folder.day, folder.kind))
 
 
@@ -130,7 +134,7 @@ def prune_expired(
 def remove(folders: list[StateFolder]) -> None:
     """Delete the folders (an error, such as a permission, stops with the rest left in place)."""
     for folder in folders:
-        shutil.rmtree(folder.path)
+        store.remove_tree(folder.path)
 
 
 def _day(name: str) -> dt.date | None:
