@@ -91,7 +91,7 @@ def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: 
         totals.add(outcome.counts)
         requests += outcome.requests
         retries += outcome.retries
-    sender.close()
+    getattr(sender, "hook", sender).close()  # HookSender wraps the hook, which owns the session
     if not totals.balanced:
         raise RuntimeError(f"counts do not add up: {totals.as_dict()}")
     return {**totals.as_dict(), "requests": requests, "retries": retries}

@@ -70,6 +70,8 @@ class Faults:
     answer 201 with a body that is not Hyperline's, as a misbehaving proxy might) or ``"ok"``.
     ``rate_limit`` allows that many requests per ``rate_limit_window`` seconds and sends
     ``X-RateLimit-Limit/Remaining/Reset`` (Reset as ISO 8601) on every API answer.
+    ``ignore_params`` names ``GET /v1/events`` query parameters to ignore silently (``"timestamp_gte"``,
+    ``"record_id__in"``...), as Hyperline does with those it does not know: tests of filter checks.
     """
 
     rate_429: float = 0.0
@@ -89,6 +91,7 @@ class Faults:
     rate_limit_window: float = 10.0
     script: tuple[str, ...] = ()
     read_script: tuple[str, ...] = ()
+    ignore_params: frozenset[str] = frozenset()
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -98,7 +101,7 @@ class Faults:
         for item in (*self.script, *self.read_script):
             if item not in _SCRIPT_WORDS and not (item.isdigit() and len(item) == 3):
                 raise ValueError(f"script item {item!r} is not a status or one of {sorted(_SCRIPT_WORDS)}")
-        for name in ("reject_customer_ids", "reject_record_ids", "poison_record_ids"):
+        for name in ("reject_customer_ids", "reject_record_ids", "poison_record_ids", "ignore_params"):
             object.__setattr__(self, name, frozenset(getattr(self, name)))
         for name in ("script", "read_script"):
             object.__setattr__(self, name, tuple(str(s) for s in getattr(self, name)))
@@ -114,7 +117,7 @@ class Faults:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for name in ("reject_customer_ids", "reject_record_ids", "poison_record_ids"):
+        for name in ("reject_customer_ids", "reject_record_ids", "poison_record_ids", "ignore_params"):
             data[name] = sorted(data[name])
         data["script"], data["read_script"] = list(self.script), list(self.read_script)
         return data
@@ -549,7 +552,8 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             return self._send(200, {"events": events})
         if parts.path == "/v1/events":
-            return self._api(lambda _faults, _body: (*self.emulator._list(parse_qs(parts.query)), None), b"")
+            return self._api(lambda faults, _body: (*self.emulator._list(
+                {k: v for k, v in parse_qs(parts.query).items() if k not in faults.ignore_params}), None), b"")
         return self._send(404, {"message": "Not found"})
 
     def do_POST(self) -> None:

@@ -32,6 +32,7 @@ def test_reconcile_dag_fails_on_missing_events_and_a_repair_run_fixes_them(tmp_p
         emulator.remove(*lost)
 
         check = run_dag(f"segment_to_hyperline__{PIPELINE}__reconcile", RANGE)
+        counts = run_dag(f"segment_to_hyperline__{PIPELINE}__reconcile", {**RANGE, "counts": True})
         repair = run_dag(f"segment_to_hyperline__{PIPELINE}__reconcile", {**RANGE, "repair": True})
 
         assert check.state == "failed" and repair.state == "success"
@@ -39,6 +40,11 @@ def test_reconcile_dag_fails_on_missing_events_and_a_repair_run_fixes_them(tmp_p
         fixed = orjson.loads((run_dir(state_dir / "reports", PIPELINE, repair.run_id) / "reconcile.json").read_bytes())
         assert sorted(found["missing"]) == lost and fixed["repaired"] == 4 and fixed["still_wrong"] == []
         assert all(i in emulator.events for i in lost)
+        counted = orjson.loads((run_dir(state_dir / "reports", PIPELINE, counts.run_id) / "reconcile.json")
+                               .read_bytes())
+        assert counts.state == "failed" and counted["counts_only"] and counted["complete"]
+        assert -sum(s["difference"] for t in counted["counts"].values() for s in t.values()) == 4
+        assert run_dag(f"segment_to_hyperline__{PIPELINE}__reconcile", {**RANGE, "counts": True}).state == "success"
 
 
 def test_a_scheduled_run_checks_the_seven_days_before_it() -> None:

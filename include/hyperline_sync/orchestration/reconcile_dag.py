@@ -3,8 +3,9 @@ Hyperline holds what the pipeline sent for the last RECONCILE_DAYS received days
 `pipeline.reconcile`); built next to the sync DAG by the DAGs file.
 
 Params `start`/`end` (end exclusive) choose another range, `repair` resends what is missing or
-different. The run fails when Hyperline does not hold exactly what the pipeline sends (after a
-repair: when something is still wrong) or when the reconcile could not finish; its report is
+different, `counts` compares only counts per event type and UTC day of event timestamp. The run fails
+when Hyperline does not hold exactly what the pipeline sends (after a repair: when something is
+still wrong; counts: when a count differs) or when the reconcile could not finish; its report is
 `reconcile.json` in the run's folder under `state.output_dir`.
 """
 
@@ -30,6 +31,8 @@ PARAMS = {
     "end": Param(None, type=["null", "string"], format="date",
                  description="Day after the last one (exclusive); empty: the run's day."),
     "repair": Param(False, type="boolean", description="Resend the missing and different events."),
+    "counts": Param(False, type="boolean", description="Compare only counts per event type and UTC day of event "
+                                                       "timestamp (no id lookups; cannot repair)."),
 }
 
 
@@ -48,7 +51,7 @@ def run_reconcile(pipeline_name: str, params: dict, run_id: str, today: dt.date)
     config, pipeline = tasks.load_pipeline(pipeline_name)
     start, end = reconcile_range(params, today)
     request = ReconcileRequest(config, pipeline, start, end, run_id, repair=bool(params.get("repair")),
-                               secrets=tasks.hyperline_secrets(pipeline))
+                               secrets=tasks.hyperline_secrets(pipeline), counts=bool(params.get("counts")))
     report = reconcile(request)
     text, path = summary(report), default_output(config, pipeline.name, run_id)
     log.info("%s; report: %s", text, path)

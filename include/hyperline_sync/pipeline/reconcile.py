@@ -160,17 +160,18 @@ class Reconciler:
 
     def _listing(self, event_type: str, since: dt.datetime, until: dt.datetime) -> Iterator[dict]:
         low, high = int(since.timestamp() * 1000), int(until.timestamp() * 1000)
+        gte, lte = timestamp_text(since), timestamp_text(until)
         skip = 0
         while True:
-            page = self.held.list_events(event_type, timestamp_gte=_text(since), timestamp_lte=_text(until),
+            page = self.held.list_events(event_type, timestamp_gte=gte, timestamp_lte=lte,
                                          sort="timestamp", order="asc", take=PAGE, skip=skip)
             self.report.requests += 1
             outside = [e for e in page.events if not low <= epoch_ms(e["timestamp"]) <= high]
             stray = page.unfiltered(event_type) + outside
             if stray:
                 raise FilterIgnoredError(
-                    f"Hyperline answered GET /v1/events?event_type={event_type}&timestamp_gte={_text(since)}&"
-                    f"timestamp_lte={_text(until)} with an event outside the filter ({stray[0].get('event_type')}/"
+                    f"Hyperline answered GET /v1/events?event_type={event_type}&timestamp_gte={gte}&"
+                    f"timestamp_lte={lte} with an event outside the filter ({stray[0].get('event_type')}/"
                     f"{stray[0].get('record_id')} at {stray[0].get('timestamp')}): the listing cannot be trusted")
             yield from page.events
             skip += len(page.events)
@@ -215,10 +216,11 @@ def _chunks(ids: list[str]) -> Iterator[list[str]]:
         yield ids[start:start + PAGE]
 
 
-def _text(moment: dt.datetime) -> str:
+def timestamp_text(moment: dt.datetime) -> str:
+    """A moment as Hyperline's filters take it: ISO 8601, milliseconds, `Z`."""
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _day(timestamp: Any) -> str:
     """The UTC day of an event's timestamp: where an unexpected event, which has no received day, is counted."""
-    return _text(dt.datetime.fromtimestamp(epoch_ms(timestamp) / 1000, dt.UTC))[:10]
+    return timestamp_text(dt.datetime.fromtimestamp(epoch_ms(timestamp) / 1000, dt.UTC))[:10]

@@ -3,7 +3,10 @@
 The report is what `hyperline-sync reconcile --output` writes (`reconcile.json`): `checked`,
 `missing`, `different`, `unexpected` (record ids), `repaired`, `still_wrong`, `days` (per received
 day and event type: expected, found, missing, different; unexpected events, which have no received
-day, are counted under their timestamp's UTC day), `checked_days`, `complete` and `error`.
+day, are counted under their timestamp's UTC day), `checked_days`, `complete` and `error`. A counts
+reconcile (`counts_only`) fills `counts` instead: per UTC day of event timestamp and event type,
+expected, found (Hyperline's `meta.total`) and difference (found - expected); its `checked_days` are
+those timestamp days and `derived_days` the received days whose events it counted.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ class ReconcileReport:
     days: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     differences: dict[str, list[str]] = field(default_factory=dict)
     checked_days: list[str] = field(default_factory=list)
+    counts_only: bool = False
+    counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    derived_days: list[str] = field(default_factory=list)
     requests: int = 0
     complete: bool = False
     error: str | None = None
@@ -45,7 +51,10 @@ class ReconcileReport:
 
     @property
     def exact(self) -> bool:
-        """Hyperline holds what the pipeline sends (after a repair: once repaired); unexpected events aside."""
+        """Hyperline holds what the pipeline sends (after a repair: once repaired); unexpected events aside.
+        Counts only: every count of Hyperline equals the count sent."""
+        if self.counts_only:
+            return all(s["difference"] == 0 for types in self.counts.values() for s in types.values())
         if self.repair:
             return not self.still_wrong
         return not self.missing and not self.different

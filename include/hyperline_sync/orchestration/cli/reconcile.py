@@ -1,10 +1,12 @@
 """`hyperline-sync reconcile`: prove that Hyperline holds what the pipeline sends for a range of
-received days, and optionally repair it (see `pipeline.reconcile`).
+received days, and optionally repair it (see `pipeline.reconcile`); `--counts` compares only counts
+per event type and UTC day of event timestamp (see `pipeline.reconcile_counts`).
 
 Exit status: 0 Hyperline holds exactly what the pipeline sends (unexpected events are reported, not
-judged); 1 something is missing or different (with --repair: still wrong after the repair); 2 a
-config, connection or source error, or a reconcile that could not finish (the report says which
-days it checked).
+judged; --counts: every count equal); 1 something is missing or different (--counts: a count
+differs; --repair: still wrong after the repair); 2 a config, connection or source error, or a
+reconcile that could not finish (the report says which days it checked), such as a listing whose
+filter Hyperline ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--start", required=True, help="first received day, YYYY-MM-DD")
     p.add_argument("--end", required=True, help="day after the last one (exclusive), YYYY-MM-DD")
     p.add_argument("--repair", action="store_true", help="resend the missing and different events")
+    p.add_argument("--counts", action="store_true",
+                   help="compare only counts per event type and UTC day of event timestamp (no id lookups)")
+    p.add_argument("--margin-days", type=int, default=None,
+                   help="--counts: received days either side of the range whose events can carry its "
+                        "timestamps (default: the pipeline's tuning.dedup_window_days)")
     p.add_argument("--output", type=Path, help="report JSON (default: reconcile.json in the run's folder "
                                                "under state.output_dir)")
     p.set_defaults(run=run)
@@ -34,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     pipeline = config.pipeline(args.pipeline)
     run_id = "reconcile__" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    request = ReconcileRequest(config, pipeline, args.start, args.end, run_id, repair=args.repair, output=args.output)
+    request = ReconcileRequest(config, pipeline, args.start, args.end, run_id, repair=args.repair, output=args.output,
+                               counts=args.counts, margin_days=args.margin_days)
     report = reconcile(request)
     print(summary(report), file=sys.stderr)
     print(f"report: {args.output or default_output(config, pipeline.name, run_id)}", file=sys.stderr)

@@ -159,3 +159,84 @@ def test_a_listing_whose_filter_was_ignored_is_not_trusted(synced, tmp_path) -> 
 def test_config_errors_exit_2(synced, tmp_path) -> None:
     assert main(["reconcile", "--pipeline", "nope", "--start", LABELS[0], "--end", END]) == 2
     assert main(["reconcile", "--pipeline", PIPELINE, "--start", END, "--end", LABELS[0]]) == 2
+
+
+# ---------------------------------------------------------------------------- counts mode
+def utc_day(event: dict) -> str:
+    return dt.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).astimezone(dt.UTC).date().isoformat()
+
+
+def held_by_timestamp_day(emulator) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for event in emulator.stored_events():
+        key = (utc_day(event), event["event_type"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_counts_and_ids_agree_on_a_clean_sync(synced, tmp_path) -> None:
+    _, emulator = synced
+    status, report = run(tmp_path, "--counts")
+
+    assert status == 0, report
+    assert report["counts_only"] and report["complete"] and report["checked_days"] == LABELS
+    held = held_by_timestamp_day(emulator)
+    for day, types in report["counts"].items():
+        for event_type, stats in types.items():
+            assert stats["expected"] == stats["found"] == held.get((day, event_type), 0)
+            assert stats["difference"] == 0
+    assert sum(s["found"] for t in report["counts"].values() for s in t.values()) > 0
+    assert run(tmp_path)[0] == 0  # the id check agrees
+
+
+def test_counts_and_ids_both_flag_events_removed_at_hyperline(synced, tmp_path) -> None:
+    _, emulator = synced
+    day = LABELS[1]
+    event_type = sorted(e["event_type"] for e in emulator.stored_events() if utc_day(e) == day)[0]
+    lost = sorted(e["record"]["id"] for e in emulator.stored_events()
+                  if utc_day(e) == day and e["event_type"] == event_type)[:3]
+    emulator.remove(*lost)
+
+    status, report = run(tmp_path, "--counts")
+    id_status, by_ids = run(tmp_path)
+
+    assert status == 1 and report["complete"]
+    assert report["counts"][day][event_type]["difference"] == -3
+    assert [(d, t) for d, types in report["counts"].items() for t, s in types.items() if s["difference"]] == [
+        (day, event_type)]
+    assert id_status == 1 and sorted(by_ids["missing"]) == lost
+
+
+def test_counts_include_events_received_outside_the_range(synced, tmp_path) -> None:
+    """The sample has late and future events: a timestamp day's events come from other received days."""
+    _, emulator = synced
+    first, last = SAMPLE_DAYS[0], SAMPLE_DAYS[-1]
+    outside = {dt.date.fromisoformat(utc_day(e)) for e in emulator.stored_events()} - set(SAMPLE_DAYS)
+    day = min(outside, key=lambda d: min(abs((d - first).days), abs((d - last).days)))
+    margin = max(abs((day - first).days), abs((day - last).days))
+    window = (day.isoformat(), (day + dt.timedelta(days=1)).isoformat())
+
+    status, report = run(tmp_path, "--counts", "--margin-days", str(margin), start=window[0], end=window[1])
+
+    assert status == 0, report["counts"]
+    held = {t: n for (d, t), n in held_by_timestamp_day(emulator).items() if d == window[0]}
+    counted = report["counts"][window[0]]
+    assert {t: s["expected"] for t, s in counted.items() if s["expected"]} == held  # none received on that day
+    assert set(report["derived_days"]) >= set(LABELS)
+
+
+@pytest.mark.parametrize("ignored", ["timestamp_gte", "timestamp_lte"])
+def test_a_count_whose_filter_hyperline_ignored_exits_2(synced, tmp_path, ignored) -> None:
+    _, emulator = synced
+    emulator.set_faults(Faults(ignore_params=frozenset({ignored})))
+
+    status, report = run(tmp_path, "--counts")
+
+    assert status == 2 and not report["complete"]
+    assert "FilterIgnoredError" in report["error"] and f"filter {ignored}" in report["error"]
+
+
+def test_counts_cannot_repair(synced, tmp_path) -> None:
+    assert synced
+    status, report = run(tmp_path, "--counts", "--repair")
+    assert status == 2 and "cannot repair" in report["error"]
