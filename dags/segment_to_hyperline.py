@@ -183,10 +183,12 @@ def build_dag(pipeline: PipelineConfig, *, daily: bool = False) -> DAG:
             return len(extras)
 
         groups = plan()
-        summary = summarize(groups)
-        sync.partial(plan=groups).expand(days=groups) >> publish(groups) >> summary
+        published = publish(groups)
+        sync.partial(plan=groups).expand(days=groups) >> published >> summarize(groups)
         if pipeline.corrections == "retract":
-            corrections_approval.wire(name, summary)
+            # beside summarize, never after it: Airflow judges a run by its leaf tasks, and summarize is the
+            # one that fails the run for failed partitions
+            corrections_approval.wire(name, published)
 
     built = sync_dag()
     for callback in callbacks.values():

@@ -71,6 +71,9 @@ def test_a_retracting_pipeline_asks_a_human_before_large_deletions(tmp_path, mon
         assert approve.upstream_task_ids == {"corrections_pending"}
         assert dag.task_dict["apply_deletions"].upstream_task_ids == {"approve_deletions"}
         assert dag.task_dict["corrections_pending"].trigger_rule == "all_done"
+        # summarize stays a leaf: it alone decides whether a run with failed partitions is failed
+        assert dag.task_dict["summarize"].downstream_task_ids == set()
+        assert dag.task_dict["corrections_pending"].upstream_task_ids == {"publish"}
 
         first = run_dag(f"segment_to_hyperline__{PIPELINE}", {"start": RANGE["start"], "end": DAYS[1].isoformat()})
 

@@ -2,7 +2,8 @@
 
 A run whose corrections would delete more than `tuning.corrections_approval_over` events at Hyperline
 audits them as `pending_approval` instead (`pipeline.corrections`). For such pipelines the sync DAG
-gets three more tasks after `summarize` (which they follow whatever its outcome):
+gets three more tasks after `publish` (which they follow whatever its outcome), beside `summarize`,
+which stays a leaf so that a run with failed partitions is failed whatever the approval does:
 `corrections_pending` (skips the rest when the run left no deletion waiting), `approve_deletions`
 (Airflow 3's human-in-the-loop `ApprovalOperator`: it waits, as its own task, for someone to approve
 or reject; no answer within APPROVAL_TIMEOUT counts as a rejection) and `apply_deletions` (deletes
@@ -45,7 +46,7 @@ def apply(pipeline_name: str, run_id: str, deleter: Any = None) -> int:
 
 
 def wire(pipeline_name: str, after: Any) -> None:
-    """Add the approval tasks after `after` (summarize), inside the DAG being built."""
+    """Add the approval tasks after `after` (publish), inside the DAG being built."""
     from airflow.providers.standard.operators.hitl import ApprovalOperator
     from airflow.sdk import TriggerRule, get_current_context, task
 
