@@ -159,6 +159,10 @@ def build_dag(pipeline: PipelineConfig, *, daily: bool = False) -> DAG:
                 raise AirflowRescheduleException(_utcnow() + WAIT_POLL) from exc
             except (HyperlineAuthError, HyperlineRequestError) as exc:  # a retry cannot fix a key or host
                 raise AirflowFailException(str(exc)) from exc
+            except tasks.SyncError as exc:  # the same, its text redacted
+                if exc.fatal:
+                    raise AirflowFailException(str(exc)) from None
+                raise
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
         def summarize(groups: list[list[str]] | None) -> dict:  # None: plan failed

@@ -16,6 +16,7 @@ from typing import IO, Any, NoReturn
 
 import orjson
 
+from hyperline_provider.exceptions import HyperlineAuthError, HyperlineRequestError
 from hyperline_sync.config import Config, PipelineConfig, read_pipelines
 from hyperline_sync.insight.run_files import write_run_insight
 from hyperline_sync.insight.usage import UsageTally, write_usage_part
@@ -70,7 +71,10 @@ class PartitionsBusyError(RuntimeError):
 
 
 class SyncError(RuntimeError):
-    """An error whose text held a secret, raised again with the secret redacted."""
+    """An error whose text held a secret, raised again with the secret redacted. `fatal`: the original
+    was one a retry cannot fix (a refused key, a wrong request), so the DAG fails without retrying."""
+
+    fatal = False
 
 
 def load_pipeline(name: str) -> tuple[Config, PipelineConfig]:
@@ -270,7 +274,9 @@ def _raise_redacted(exc: Exception, secrets: tuple[str, ...]) -> NoReturn:
     text = f"{type(exc).__name__}: {exc}"
     if redact_secrets(text, secrets) == text:
         raise exc
-    raise SyncError(redact_secrets(text, secrets)) from None
+    error = SyncError(redact_secrets(text, secrets))
+    error.fatal = isinstance(exc, (HyperlineAuthError, HyperlineRequestError))
+    raise error from None
 
 
 def _failed_outcome(job: SyncJob, day: str, exc: BaseException) -> PartitionOutcome:

@@ -124,7 +124,9 @@ def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
     partition = day.isoformat()
     started = time.monotonic()
     # Before the claim and before anything is sent: progress that cannot be saved must not be made.
-    for folder in {str(job.state_dir): job.state_dir, str(job.output_dir): job.output_dir}.values():
+    # A dry run writes only below the output folder, so it needs no write access to the state.
+    folders = [job.output_dir] if job.dry_run else [job.state_dir, job.output_dir]
+    for folder in {str(f): f for f in folders}.values():
         store.check_writable(folder, f"{partition}-{os.getpid()}")
     if not job.dry_run:
         # Claim before reading which objects are done: read earlier, another run could finish them

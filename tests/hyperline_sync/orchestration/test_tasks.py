@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hyperline_devtools.sample_archive import SampleManifest, generate_archive
+from hyperline_provider.exceptions import HyperlineAuthError
 from hyperline_sync.orchestration import tasks
 from hyperline_sync.pipeline.partitions import PlanError
 from hyperline_sync.pipeline.sync import dry_run_dir
@@ -181,3 +182,14 @@ def test_a_dag_run_whose_plan_fails_names_the_failure(state: Path, capfd: pytest
     out = capfd.readouterr().out
     assert "planning failed, nothing was synced: PlanError: end (2026-05-01) must be after start (2026-05-03)" in out
     assert "NoneType" not in out
+
+
+@pytest.mark.parametrize(("raised", "fatal"), [
+    (HyperlineAuthError("401 for Bearer prod_secret123"), True),
+    (RuntimeError("proxy said Bearer prod_secret123"), False),
+])
+def test_a_redacted_error_keeps_whether_a_retry_can_fix_it(raised: Exception, fatal: bool) -> None:
+    with pytest.raises(tasks.SyncError) as caught:
+        tasks._raise_redacted(raised, ("prod_secret123",))
+    assert "prod_secret123" not in str(caught.value)
+    assert caught.value.fatal is fatal  # the DAG fails a fatal one at once instead of retrying it
