@@ -25,8 +25,10 @@ from hyperline_sync.pipeline.reconcile_report import ReconcileReport
 from hyperline_sync.pipeline.sent_ids import SentIds
 from hyperline_sync.redact import redact_secrets
 from hyperline_sync.sources.base import open_source
+from hyperline_sync.state import store
 from hyperline_sync.state.ledger import open_ledger
 from hyperline_sync.state.report import run_dir
+from hyperline_sync.state.store import Location, locations
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +75,10 @@ def reconcile(request: ReconcileRequest, held: HeldEvents | None = None,
         if held is None or (sender is None and request.repair):
             held, sender = hook_access(pipeline)
         ledger = open_ledger(config.state.ledger_conn_id, config.state.dir, request.secrets)
-        expected = dict(expected_by_day(pipeline, ledger, open_source(pipeline), config.state.dir, days))
+        state_dir = locations(config.state)[0]
+        expected = dict(expected_by_day(pipeline, ledger, open_source(pipeline), state_dir, days))
         event_types = sorted({e["event_type"] for events in expected.values() for e in events})
-        checker = Reconciler(held, SentIds(config.state.dir, pipeline.name), sender, report)
+        checker = Reconciler(held, SentIds(state_dir, pipeline.name), sender, report)
         for day, events in expected.items():
             checker.check_day(day, events, event_types)
             log.info("reconcile %s %s: %s", pipeline.name, day, report.days.get(day.isoformat(), {}))
@@ -91,15 +94,14 @@ def reconcile(request: ReconcileRequest, held: HeldEvents | None = None,
     return report
 
 
-def default_output(config: Config, pipeline: str, run_id: str) -> Path:
-    return run_dir(config.state.output_dir, pipeline, run_id) / REPORT_NAME
+def default_output(config: Config, pipeline: str, run_id: str) -> Location:
+    return run_dir(locations(config.state)[1], pipeline, run_id) / REPORT_NAME
 
 
-def write(report: ReconcileReport, request: ReconcileRequest) -> Path:
+def write(report: ReconcileReport, request: ReconcileRequest) -> Location:
     path = request.output or default_output(request.config, request.pipeline.name, request.run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = redact_secrets(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode(), request.secrets)
-    path.write_text(text)
+    store.write_bytes(path, text.encode())
     return path
 
 
