@@ -8,24 +8,23 @@ run) and drawn, with the run report, into `report.html`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from hyperline_sync.insight.html_report import render_run_report
 from hyperline_sync.insight.usage import combine, read_usage, usage_part_path, write_usage
+from hyperline_sync.state import store
 from hyperline_sync.state.report import run_dir
+from hyperline_sync.state.store import Location
 
 __all__ = ["write_run_insight"]
 
 
-def write_run_insight(output_dir: Path, report: Mapping) -> tuple[Path, Path]:
+def write_run_insight(output_dir: Location, report: Mapping) -> tuple[Location, Location]:
     """Write `usage.csv` and `report.html` of the run `report` describes; returns their paths."""
     pipeline, run_id = report["pipeline"], report["run_id"]
     parts = [usage_part_path(output_dir, pipeline, run_id, p["partition"]) for p in report["partitions"]]
-    usage = combine([read_usage(path) for path in parts if path.exists()])
+    usage = combine([read_usage(path) for path in parts if store.exists(path)])
     folder = run_dir(output_dir, pipeline, run_id)
     usage_path = write_usage(folder / "usage.csv", usage)
     html_path = folder / "report.html"
-    tmp = html_path.with_name(html_path.name + ".tmp")
-    tmp.write_text(render_run_report(report, usage), encoding="utf-8")
-    tmp.replace(html_path)
+    store.write_bytes(html_path, render_run_report(report, usage).encode())
     return usage_path, html_path

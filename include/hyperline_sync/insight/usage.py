@@ -15,19 +15,20 @@ summarize combines them into the run's `usage.csv`.
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 import re
 import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from hyperline_sync.state import store
 from hyperline_sync.state.report import run_dir
+from hyperline_sync.state.store import Location
 
 __all__ = ["KEYS", "UsageTally", "combine", "read_usage", "sum_column", "usage_part_path", "usage_totals",
            "write_usage", "write_usage_part"]
@@ -164,15 +165,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_usage(path: Path, usage: pd.DataFrame) -> Path:
+def write_usage(path: Location, usage: pd.DataFrame) -> Location:
     """The table as CSV (atomically): numbers exact, an empty cell for a sum not configured."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(usage.columns)
-        writer.writerows([_cell(v) for v in row] for row in usage.itertuples(index=False, name=None))
-    os.replace(tmp, path)
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(usage.columns)
+    writer.writerows([_cell(v) for v in row] for row in usage.itertuples(index=False, name=None))
+    store.write_bytes(path, out.getvalue().encode())
     return path
 
 
@@ -182,9 +181,12 @@ def _parse_number(text: str) -> Number | None:
     return int(text) if _INTEGER.match(text) else Decimal(text)
 
 
-def read_usage(path: Path) -> pd.DataFrame:
+def read_usage(path: Location) -> pd.DataFrame:
     """A table `write_usage` wrote, with its ids as strings and its sums exact."""
-    usage = pd.read_csv(path, dtype=str, keep_default_na=False)
+    data = store.read_bytes(path)
+    if data is None:
+        raise FileNotFoundError(str(path))
+    usage = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     usage["events"] = usage["events"].astype("int64")
     for column in usage.columns:
         if column.startswith("sum_"):
@@ -192,9 +194,9 @@ def read_usage(path: Path) -> pd.DataFrame:
     return usage
 
 
-def usage_part_path(output_dir: Path, pipeline: str, run_id: str, day: str) -> Path:
+def usage_part_path(output_dir: Location, pipeline: str, run_id: str, day: str) -> Location:
     return run_dir(output_dir, pipeline, run_id) / "partitions" / f"{day}.usage.csv"
 
 
-def write_usage_part(output_dir: Path, pipeline: str, run_id: str, day: str, tally: UsageTally) -> Path:
+def write_usage_part(output_dir: Location, pipeline: str, run_id: str, day: str, tally: UsageTally) -> Location:
     return write_usage(usage_part_path(output_dir, pipeline, run_id, day), tally.frame())

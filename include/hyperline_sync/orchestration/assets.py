@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import Asset, AssetAlias
 
 from hyperline_sync.config import DAG_ID_PREFIX
-from hyperline_sync.orchestration.tasks import load_pipeline
+from hyperline_sync.orchestration.tasks import load_pipeline, output_location
 from hyperline_sync.state.ledger import DONE
 from hyperline_sync.state.report import read_outcomes
 
@@ -33,7 +33,7 @@ def done_partitions(pipeline_name: str, groups: list[list[str]] | None, params: 
     if not groups or params.get("dry_run"):
         return []
     config, pipeline = load_pipeline(pipeline_name)
-    outcomes = read_outcomes(config.state.output_dir, pipeline.name, run_id)
+    outcomes = read_outcomes(output_location(config), pipeline.name, run_id)
     days = sorted({day for group in groups for day in group})
     return [{"pipeline": pipeline.name, "partition": day, "run_id": run_id,
              "replay": bool(params.get("replay_dead_letters")), "new": outcomes[day].counts.read > 0,

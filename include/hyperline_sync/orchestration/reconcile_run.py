@@ -27,8 +27,10 @@ from hyperline_sync.pipeline.reconcile_report import ReconcileReport
 from hyperline_sync.pipeline.sent_ids import SentIds
 from hyperline_sync.redact import redact_secrets
 from hyperline_sync.sources.base import PartitionSource, open_source
+from hyperline_sync.state import store
 from hyperline_sync.state.ledger import Ledger, open_ledger
 from hyperline_sync.state.report import run_dir
+from hyperline_sync.state.store import Location, locations
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +81,9 @@ def reconcile(request: ReconcileRequest, held: HeldEvents | None = None,
             raise ValueError("a counts reconcile cannot repair: run the id reconcile with --repair")
         if held is None or (sender is None and request.repair):
             held, sender = hook_access(pipeline)
+        state_dir = locations(config.state)[0]
         derivation = _Derivation(open_ledger(config.state.ledger_conn_id, config.state.dir, request.secrets),
-                                 open_source(pipeline), SentIds(config.state.dir, pipeline.name))
+                                 open_source(pipeline), state_dir, SentIds(state_dir, pipeline.name))
         if request.counts:
             _by_counts(request, held, derivation, days, report)
         else:
@@ -98,13 +101,14 @@ def reconcile(request: ReconcileRequest, held: HeldEvents | None = None,
 class _Derivation:
     ledger: Ledger
     source: PartitionSource
+    state_dir: Location
     sent_ids: SentIds
 
 
 def _by_ids(request: ReconcileRequest, held: HeldEvents, sender: Sender | None, derivation: _Derivation,
             days: list[dt.date], report: ReconcileReport) -> None:
-    pipeline, state_dir = request.pipeline, request.config.state.dir
-    expected = dict(expected_by_day(pipeline, derivation.ledger, derivation.source, state_dir, days))
+    pipeline = request.pipeline
+    expected = dict(expected_by_day(pipeline, derivation.ledger, derivation.source, derivation.state_dir, days))
     event_types = sorted({e["event_type"] for events in expected.values() for e in events})
     checker = Reconciler(held, derivation.sent_ids, sender, report)
     for day, events in expected.items():
@@ -120,7 +124,7 @@ def _by_counts(request: ReconcileRequest, held: HeldEvents, derivation: _Derivat
     pipeline = request.pipeline
     margin = pipeline.tuning.dedup_window_days if request.margin_days is None else request.margin_days
     counted = ExpectedCounts(days, derivation.sent_ids)
-    for day, events in expected_by_day(pipeline, derivation.ledger, derivation.source, request.config.state.dir,
+    for day, events in expected_by_day(pipeline, derivation.ledger, derivation.source, derivation.state_dir,
                                        widened(days, margin, dt.datetime.now(dt.UTC).date())):
         counted.add_day(day, events)
         report.checked += len(events)
@@ -128,15 +132,14 @@ def _by_counts(request: ReconcileRequest, held: HeldEvents, derivation: _Derivat
     compare_counts(held, counted, days, report)
 
 
-def default_output(config: Config, pipeline: str, run_id: str) -> Path:
-    return run_dir(config.state.output_dir, pipeline, run_id) / REPORT_NAME
+def default_output(config: Config, pipeline: str, run_id: str) -> Location:
+    return run_dir(locations(config.state)[1], pipeline, run_id) / REPORT_NAME
 
 
-def write(report: ReconcileReport, request: ReconcileRequest) -> Path:
+def write(report: ReconcileReport, request: ReconcileRequest) -> Location:
     path = request.output or default_output(request.config, request.pipeline.name, request.run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = redact_secrets(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode(), request.secrets)
-    path.write_text(text)
+    store.write_bytes(path, text.encode())
     return path
 
 

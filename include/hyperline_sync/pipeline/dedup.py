@@ -140,11 +140,9 @@ class SeenIds:
         parts: list[np.ndarray] = []
         for day in days:
             folder = ids_root(root, self.pipeline) / day.isoformat()
-            names = [e.name for e in store.list_files(folder, recursive=not isinstance(folder, Path))]
-            parts.extend(_read_hashes(folder / name) for name in names if name.endswith(".parquet"))
-            # `.acked` logs: a file on disk, a folder of parts (`<name>.parts/<offset>`) in object storage
-            logs = {name.split("/")[0].removesuffix(store.PARTS) for name in names}
-            parts.extend(hash_ids(read_acked(folder / name)) for name in sorted(logs) if name.endswith(".acked"))
+            files, logs = id_files(store.list_files(folder, recursive=not isinstance(folder, Path)))
+            parts.extend(read_hashes(folder / name) for name in files)
+            parts.extend(hash_ids(read_acked(folder / name)) for name in logs)
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
 
     def filter(self, events: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -189,6 +187,14 @@ class SeenIds:
         return path
 
 
+def id_files(entries: Iterable[store.Entry]) -> tuple[list[str], list[str]]:
+    """Of the files listed in an ids folder, the names of the id files and of the `.acked` logs (a
+    file on disk, a folder of parts `<name>.parts/<offset>` in object storage), sorted."""
+    names = [e.name for e in entries]
+    logs = {name.split(store.PARTS + "/")[0] for name in names}
+    return sorted(n for n in names if n.endswith(".parquet")), sorted(n for n in logs if n.endswith(".acked"))
+
+
 def _source(path: Location) -> Path | pa.BufferReader:
     """What pyarrow reads: the file itself on disk, the object's bytes from object storage."""
     if isinstance(path, Path):
@@ -199,7 +205,8 @@ def _source(path: Location) -> Path | pa.BufferReader:
     return pa.BufferReader(data)
 
 
-def _read_hashes(path: Location) -> np.ndarray:
+def read_hashes(path: Location) -> np.ndarray:
+    """The 64-bit hashes of an id file's message ids."""
     source = _source(path)
     if (pq.read_schema(source).metadata or {}).get(_PROBE_KEY) == _PROBE_HASH:
         return pq.read_table(source, columns=["h"]).column("h").to_numpy()

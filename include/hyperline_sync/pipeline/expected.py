@@ -19,9 +19,10 @@ from hyperline_sync.config.models import PipelineConfig
 from hyperline_sync.pipeline.sync import SyncJob, sync_partition
 from hyperline_sync.sources.base import PartitionSource
 from hyperline_sync.state.ledger import Ledger
+from hyperline_sync.state.store import Location
 
 
-def expected_by_day(pipeline: PipelineConfig, ledger: Ledger, source: PartitionSource, state_dir: Path,
+def expected_by_day(pipeline: PipelineConfig, ledger: Ledger, source: PartitionSource, state_dir: Location,
                     days: list[dt.date]) -> Iterator[tuple[dt.date, list[dict]]]:
     """For each day (oldest first), the events the pipeline sends for it, as it sends them.
 
@@ -33,7 +34,7 @@ def expected_by_day(pipeline: PipelineConfig, ledger: Ledger, source: PartitionS
             def keep(_partition: str, batch: list[dict], into: list[dict] = events) -> None:
                 into.extend(batch)
 
-            job = SyncJob(pipeline=pipeline, ledger=ledger, source=source, state_dir=Path(state_dir),
+            job = SyncJob(pipeline=pipeline, ledger=ledger, source=source, state_dir=state_dir,
                           output_dir=Path(tmp), run_id="reconcile", owner="reconcile", dry_run=True, resend=True,
                           event_sink=keep)
             sync_partition(job, day)

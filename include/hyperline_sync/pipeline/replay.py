@@ -19,11 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,11 +29,13 @@ import pandas as pd
 
 from hyperline_sync.pipeline.dedup import SeenIds
 from hyperline_sync.pipeline.unit_sync import PartitionFailedError, job_slice, to_events
+from hyperline_sync.state import store
 from hyperline_sync.state.claims import ClaimHeartbeat
 from hyperline_sync.state.deadletter import dead_letter_file, dead_letters_root, read_dead_letters, scrub, scrub_raw
 from hyperline_sync.state.operations import REPLAY, PartitionNotDoneError, hold_done_partition, record_operation
 from hyperline_sync.state.report import PartitionOutcome
 from hyperline_sync.state.schema import Counts, PartitionBusyError
+from hyperline_sync.state.store import Location
 
 if TYPE_CHECKING:
     from hyperline_sync.pipeline.sync import SyncJob
@@ -62,11 +62,14 @@ class ReplayResult:
         return outcome
 
 
-def _letters_of(root: Path, partition: str) -> dict[str, list[dict]]:
+def _letters_of(root: Location, partition: str) -> dict[str, list[dict]]:
     """source_key -> the dead-letter rows of that unit on the day."""
     rows: dict[str, list[dict]] = defaultdict(list)
-    for path in sorted((root / partition).glob("*.jsonl.gz")):
-        for row in read_dead_letters(path):
+    folder = root / partition
+    for entry in store.list_files(folder):
+        if not entry.name.endswith(".jsonl.gz"):
+            continue
+        for row in read_dead_letters(folder / entry.name):
             rows[row["source_key"]].append(row)
     return rows
 
@@ -213,14 +216,12 @@ def _row(base: dict, reason: str, line_no: int, event: Mapping | None, raw: byte
     return row
 
 
-def _rewrite(path: Path, rows: list[dict]) -> Path | None:
+def _rewrite(path: Location, rows: list[dict]) -> Location | None:
     """Replace a unit's dead-letter file with `rows` (atomically); remove it when none are left."""
     if not rows:
-        path.unlink(missing_ok=True)
+        store.remove(path)
         return None
-    tmp = path.with_name(path.name + ".replay")
-    with gzip.open(tmp, "wb", compresslevel=5) as f:
-        f.write(b"".join(orjson.dumps(row, default=str) + b"\n" for row in rows))
-    os.replace(tmp, path)
+    data = b"".join(orjson.dumps(row, default=str) + b"\n" for row in rows)
+    store.write_bytes(path, gzip.compress(data, compresslevel=5, mtime=0))
     return path
 

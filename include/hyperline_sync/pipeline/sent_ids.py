@@ -7,23 +7,22 @@ received after the range with a timestamp inside it). Read from the dedup's id f
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pyarrow.parquet as pq
 
-from hyperline_sync.pipeline.dedup import hash_ids, ids_root
+from hyperline_sync.pipeline.dedup import hash_ids, id_files, ids_root, read_hashes
+from hyperline_sync.state import store
 from hyperline_sync.state.checkpoint import read_acked
+from hyperline_sync.state.store import Location
 
 
 class SentIds:
     """Membership of message ids in the pipeline's id files, as 64-bit hashes (see `dedup`)."""
 
-    def __init__(self, state_dir: Path, pipeline: str) -> None:
-        root = ids_root(Path(state_dir), pipeline)
-        parts = [hash_ids(pq.read_table(p, columns=["message_id"]).column("message_id").to_numpy(zero_copy_only=False)
-                          .astype(object)) for p in sorted(root.glob("*/*.parquet"))]
-        parts += [hash_ids(read_acked(p)) for p in sorted(root.glob("*/*.acked"))]
+    def __init__(self, state_dir: Location, pipeline: str) -> None:
+        root = ids_root(state_dir, pipeline)
+        files, logs = id_files(store.list_files(root, recursive=True))
+        parts = [read_hashes(root / name) for name in files if name.count("/") == 1]  # <day>/<file>
+        parts += [hash_ids(read_acked(root / name)) for name in logs if name.count("/") == 1]
         self._hashes = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
 
     def __contains__(self, record_id: object) -> bool:

@@ -1,7 +1,7 @@
 """What Hyperline holds from each unit: per record id, its event_type and a hash of its content.
 
 Written when a unit is done, next to the dedup's id files in
-`<state_dir>/<pipeline>/sent/<YYYY-MM-DD>/<sha1(key)>.parquet` (temporary file, then rename), with
+`<state_dir>/<pipeline>/sent/<YYYY-MM-DD>/<sha1(key)>.parquet` (an atomic write of the state store), with
 the unit's version (ETag) in the file's metadata. When a unit comes back at another version, the
 new events are compared with it (`pipeline.corrections`): what changed and what is gone.
 """
@@ -9,9 +9,7 @@ new events are compared with it (`pipeline.corrections`): what changed and what 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -19,6 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hyperline_sync.pipeline.dedup import hash_ids
+from hyperline_sync.state import store
+from hyperline_sync.state.store import Location
 
 _ETAG = b"etag"
 
@@ -31,9 +31,9 @@ class Manifest:
     entries: dict[str, Entry]  # by record id
 
 
-def manifest_path(state_dir: Path, pipeline: str, day: str, key: str) -> Path:
+def manifest_path(state_dir: Location, pipeline: str, day: str, key: str) -> Location:
     digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
-    return Path(state_dir) / pipeline / "sent" / day / f"{digest}.parquet"
+    return state_dir / pipeline / "sent" / day / f"{digest}.parquet"
 
 
 def content_hashes(events: list[dict]) -> np.ndarray:
@@ -42,10 +42,11 @@ def content_hashes(events: list[dict]) -> np.ndarray:
     return hash_ids(texts)
 
 
-def read_manifest(path: Path) -> Manifest | None:
-    if not path.exists():
+def read_manifest(path: Location) -> Manifest | None:
+    data = store.read_bytes(path)
+    if data is None:
         return None
-    table = pq.read_table(path)
+    table = pq.read_table(pa.BufferReader(data))
     etag = (table.schema.metadata or {}).get(_ETAG, b"").decode()
     ids = table.column("record_id").to_pylist()
     types = table.column("event_type").to_pylist()
@@ -53,14 +54,13 @@ def read_manifest(path: Path) -> Manifest | None:
     return Manifest(etag, {i: (t, int(h)) for i, t, h in zip(ids, types, hashes, strict=True)})
 
 
-def write_manifest(path: Path, manifest: Manifest) -> None:
+def write_manifest(path: Location, manifest: Manifest) -> None:
     ids = list(manifest.entries)
     table = pa.table({
         "record_id": pa.array(ids, type=pa.string()),
         "event_type": pa.array([manifest.entries[i][0] for i in ids], type=pa.string()),
         "h": pa.array([manifest.entries[i][1] for i in ids], type=pa.uint64()),
     }).replace_schema_metadata({_ETAG: manifest.etag.encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    store.write_bytes(path, sink.getvalue().to_pybytes())

@@ -15,6 +15,7 @@ from hyperline_sync.pipeline.replay import ReplayResult, replay_dead_letters
 from hyperline_sync.pipeline.sync import SyncJob
 from hyperline_sync.sources.base import open_source
 from hyperline_sync.state.ledger import attempt_owner, open_ledger
+from hyperline_sync.state.store import locations
 
 
 def replay(config_path: str | None, pipeline_name: str, day: str, *, reason: str | None = None,
@@ -28,8 +29,9 @@ def replay(config_path: str | None, pipeline_name: str, day: str, *, reason: str
         from hyperline_sync.orchestration.sender import make_sender
 
         sender = make_sender(pipeline)
-    job = SyncJob(pipeline=pipeline, ledger=ledger, source=open_source(pipeline), state_dir=config.state.dir,
-                  output_dir=config.state.output_dir, run_id=run_id, owner=attempt_owner(run_id), sender=sender,
+    state_dir, output_dir = locations(config.state)
+    job = SyncJob(pipeline=pipeline, ledger=ledger, source=open_source(pipeline), state_dir=state_dir,
+                  output_dir=output_dir, run_id=run_id, owner=attempt_owner(run_id), sender=sender,
                   dry_run=dry_run, breaker=CircuitBreaker(
                       ledger, pipeline.name, pipeline.tuning.breaker_failures,
                       dt.timedelta(minutes=pipeline.tuning.breaker_cooldown_minutes)))

@@ -11,7 +11,6 @@ import argparse
 import datetime as dt
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from hyperline_sync.config import load_config
@@ -19,6 +18,7 @@ from hyperline_sync.state.deadletter import dead_letters_root, read_dead_letters
 from hyperline_sync.state.ledger import open_ledger
 from hyperline_sync.state.operations import operations
 from hyperline_sync.state.schema import utcnow
+from hyperline_sync.state.store import Location, list_files, locations
 
 ERROR_WIDTH = 160
 
@@ -46,24 +46,21 @@ def pipeline_status(config_path: str | None, pipeline_name: str, days: int, now:
                    for s in ledger.partitions(pipeline.name).values() if s.claimed_by],
         "breaker": {"state": "open" if open_until is not None and open_until > now else "closed",
                     "consecutive_failures": failures, "open_until": open_until, "last_error": error},
-        "dead_letters": _dead_letters(dead_letters_root(config.state.output_dir, pipeline.name), since),
+        "dead_letters": _dead_letters(dead_letters_root(locations(config.state)[1], pipeline.name), since),
         "operations": [{"at": o.at, "action": o.action, "partition": o.partition, "actor": o.actor,
                         **({"counts": o.counts.as_dict()} if o.action == "replay" else {}), "detail": o.detail}
                        for o in operations(ledger, pipeline.name, now - dt.timedelta(days=days))],
     }
 
 
-def _dead_letters(root: Path, since: str) -> dict[str, dict[str, int]]:
+def _dead_letters(root: Location, since: str) -> dict[str, dict[str, int]]:
     """day -> reason -> rows, for the days since `since` that have dead letters."""
-    per_day: dict[str, dict[str, int]] = {}
-    if not root.is_dir():
-        return per_day
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name >= since):
-        reasons = Counter(row["reason"] for path in sorted(folder.glob("*.jsonl.gz"))
-                          for row in read_dead_letters(path))
-        if reasons:
-            per_day[folder.name] = dict(sorted(reasons.items()))
-    return per_day
+    per_day: dict[str, Counter] = {}
+    for entry in list_files(root, recursive=True):
+        day, _, name = entry.name.partition("/")
+        if day >= since and name.endswith(".jsonl.gz") and "/" not in name:
+            per_day.setdefault(day, Counter()).update(row["reason"] for row in read_dead_letters(root / entry.name))
+    return {day: dict(sorted(reasons.items())) for day, reasons in sorted(per_day.items()) if reasons}
 
 
 def render(status: dict) -> str:
