@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from airflow.sdk.bases.notifier import BaseNotifier
 
 from hyperline_devtools.emulator import Faults
 from hyperline_devtools.sample_archive import generate_archive
@@ -19,30 +18,8 @@ DAYS = [dt.date(2026, 7, 1), dt.date(2026, 7, 2)]
 RANGE = {"start": DAYS[0].isoformat(), "end": (DAYS[-1] + dt.timedelta(days=1)).isoformat()}
 API_KEY = "ops_dag_secret"
 NAME = "opsdag"
-HERE = "tests.dags.test_dag_ops"
 
 pytestmark = pytest.mark.slow
-
-
-class FileNotifier(BaseNotifier):
-    """Appends one JSON line per notification: what the notifier was told and the run's state."""
-
-    template_fields = ("message",)
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__()
-        self.path, self.message = path, message
-
-    def notify(self, context) -> None:
-        run = context.get("dag_run")
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"message": self.message, "state": str(getattr(run, "state", None)),
-                                "reason": context.get("reason")}) + "\n")
-
-
-class RaisingNotifier(BaseNotifier):
-    def notify(self, context) -> None:
-        raise ConnectionError("the mail server is down")
 
 
 def notified(path: Path) -> list[dict]:
@@ -57,7 +34,7 @@ def archive(tmp_path_factory):
 @pytest.fixture
 def harness(archive, tmp_path, monkeypatch):
     out = tmp_path / "notified.jsonl"
-    raising = {"class": f"{HERE}.RaisingNotifier"}
+    raising = {"class": "tests.notifiers.RaisingNotifier"}
     pipeline = {
         "name": NAME,
         "source": {"kind": "s3_archive", "url": f"file://{archive.root}", "source_id": archive.source_id},
@@ -66,9 +43,9 @@ def harness(archive, tmp_path, monkeypatch):
         # ids from a DAG it did not store); the deadline is checked on the parsed DAG below.
         "tuning": {"retries": 0, "chunk_size": 300, "batch_size": 200},
         "notifications": {
-            "on_success": [dict(raising), {"class": f"{HERE}.FileNotifier",
+            "on_success": [dict(raising), {"class": "tests.notifiers.FileNotifier",
                                      "kwargs": {"path": str(out), "message": "ok {{ dag_run.run_id }}"}}],
-            "on_failure": [dict(raising), {"class": f"{HERE}.FileNotifier",
+            "on_failure": [dict(raising), {"class": "tests.notifiers.FileNotifier",
                                      "kwargs": {"path": str(out), "message": "failed {{ dag.dag_id }}"}}],
         },
     }

@@ -18,18 +18,6 @@ HERE = "tests.hyperline_sync.orchestration.test_notify"
 SOURCE = {"kind": "s3_archive", "url": "file:///data", "source_id": "s1"}
 
 
-class FileNotifier(BaseNotifier):
-    template_fields = ("message",)
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__()
-        self.path, self.message = path, message
-
-    def notify(self, context) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"message": self.message, "reason": context.get("reason")}) + "\n")
-
-
 class BrokenNotifier(BaseNotifier):
     def notify(self, context) -> None:
         raise TimeoutError("smtp timed out")
@@ -53,12 +41,12 @@ def test_a_failing_notifier_is_logged_and_the_others_still_run(tmp_path, caplog)
     out = tmp_path / "out.jsonl"
     p = pipeline(tmp_path, notifications={"on_failure": [
         {"class": f"{HERE}.BrokenNotifier"}, {"class": f"{HERE}.Missing"}, {"class": "no_such_module.Notifier"},
-        {"class": f"{HERE}.FileNotifier", "kwargs": {"path": str(out), "message": "run {{ run_id }} failed"}}]})
+        {"class": "tests.notifiers.FileNotifier", "kwargs": {"path": str(out), "message": "run {{ run_id }} failed"}}]})
     callbacks = dag_callbacks(p)
     assert set(callbacks) == {"on_failure_callback"}
     with caplog.at_level(logging.ERROR):
         callbacks["on_failure_callback"]({"run_id": "r1", "reason": "task_failure"})
-    assert json.loads(out.read_text()) == {"message": "run r1 failed", "reason": "task_failure"}
+    assert json.loads(out.read_text()) == {"message": "run r1 failed", "state": "None", "reason": "task_failure"}
     assert "BrokenNotifier failed: TimeoutError: smtp timed out" in caplog.text
     assert "Missing failed: AttributeError" in caplog.text
     assert "no_such_module.Notifier failed: ModuleNotFoundError" in caplog.text
@@ -66,15 +54,15 @@ def test_a_failing_notifier_is_logged_and_the_others_still_run(tmp_path, caplog)
 
 def test_deadline_missed_calls_the_deadline_notifiers_of_the_config_as_it_is_now(tmp_path, monkeypatch):
     out = tmp_path / "deadline.jsonl"
-    notifier = {"class": f"{HERE}.FileNotifier", "kwargs": {"path": str(out), "message": "late"}}
+    notifier = {"class": "tests.notifiers.FileNotifier", "kwargs": {"path": str(out), "message": "late"}}
     config = tmp_path / "pipelines.yaml"
     config.write_text(yaml.safe_dump({"state": {"dir": str(tmp_path)}, "pipelines": [
         {"name": "acme", "source": SOURCE, "tuning": {"deadline_minutes": 45},
          "notifications": {"on_failure": [notifier]}}]}))
     monkeypatch.setenv("HYPERLINE_SYNC_CONFIG", str(config))
     deadline_missed("acme", context={})
-    assert json.loads(out.read_text()) == {"message": "late", "reason": "pipeline acme: run not done within 45 "
-                                                                       "minutes of being queued"}
+    assert json.loads(out.read_text()) == {"message": "late", "state": "None",
+                                           "reason": "pipeline acme: run not done within 45 minutes of being queued"}
     # on_deadline, when given, replaces on_failure for deadlines (an empty list: nobody)
     config.write_text(config.read_text().replace("on_failure:", "on_deadline: []\n      on_failure:"))
     deadline_missed("acme", context={})

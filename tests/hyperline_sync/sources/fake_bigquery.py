@@ -30,7 +30,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,7 +41,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from tests.hyperline_sync.sources.test_warehouse_postgres import CONN_ID, EVENT_TABLES, SCHEMA, Row
+from tests.hyperline_sync.sources.segment_tables import SegmentTables
+from tests.hyperline_sync.sources.test_warehouse_postgres import CONN_ID, SCHEMA, Row
 
 _QUERIES = re.compile(r"^/bigquery/v2/projects/([^/]+)/queries$")
 _JOB = re.compile(r"^/bigquery/v2/projects/([^/]+)/(jobs|queries)/([^/]+)$")
@@ -235,8 +236,10 @@ def _value(value: Any) -> Any:
     return value
 
 
-class BigQueryWarehouse:
+class BigQueryWarehouse(SegmentTables):
     """A Segment-like dataset in one project of the fake server."""
+
+    TYPES, COMMON = _TYPES, COMMON
 
     def __init__(self, server: FakeBigQuery, schema: str = SCHEMA) -> None:
         self.server = server
@@ -250,22 +253,6 @@ class BigQueryWarehouse:
         """`AIRFLOW_CONN_<ID>` as JSON: a `google_cloud_platform` connection to the fake server."""
         return json.dumps({"conn_type": "google_cloud_platform",
                            "extra": {"project": self.project, "api_endpoint": self.server.url, "location": "US"}})
-
-    def create(self) -> BigQueryWarehouse:
-        self.sql(f"create schema {self.schema}")
-        self.sql(f"create table {self.schema}.tracks ({COMMON})")
-        for table, props in EVENT_TABLES.items():
-            extra = "".join(f", {name} {_TYPES[kind]}" for name, kind in props.items())
-            self.sql(f"create table {self.schema}.{table} ({COMMON}{extra})")
-        return self
-
-    def insert(self, rows: Iterable[Row]) -> list[Row]:
-        rows = list(rows)
-        for table in {r.table for r in rows}:
-            self._insert(table, [{**r.columns(), **r.props} for r in rows if r.table == table])
-        self._insert("tracks", [r.columns() for r in rows])
-        self.rows.extend(rows)
-        return rows
 
     def _insert(self, table: str, values: list[dict[str, Any]]) -> None:
         for v in values:

@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,8 @@ import fakesnow
 import pytest
 import snowflake.connector
 
-from tests.hyperline_sync.sources.test_warehouse_postgres import CONN_ID, EVENT_TABLES, SCHEMA, Row
+from tests.hyperline_sync.sources.segment_tables import SegmentTables
+from tests.hyperline_sync.sources.test_warehouse_postgres import CONN_ID, SCHEMA, Row
 
 # Taken at import: fakesnow.server, the function, is shadowed by its submodule once it has run.
 _START = fakesnow.server
@@ -77,8 +78,10 @@ def _value(value: Any) -> Any:
     return value
 
 
-class SnowflakeWarehouse:
+class SnowflakeWarehouse(SegmentTables):
     """A Segment-like source schema in one fakesnow database."""
+
+    TYPES, COMMON = _TYPES, COMMON
 
     def __init__(self, server: dict[str, Any], schema: str = SCHEMA) -> None:
         self.server = server
@@ -96,22 +99,6 @@ class SnowflakeWarehouse:
         return json.dumps({"conn_type": "snowflake", "login": s["user"], "password": s["password"],
                            "extra": {"account": s["account"], "database": self.database, "host": s["host"],
                                      "port": s["port"], "protocol": s["protocol"]}})
-
-    def create(self) -> SnowflakeWarehouse:
-        self.sql(f"create schema {self.schema}")
-        self.sql(f"create table {self.schema}.tracks ({COMMON})")
-        for table, props in EVENT_TABLES.items():
-            extra = "".join(f", {name} {_TYPES[kind]}" for name, kind in props.items())
-            self.sql(f"create table {self.schema}.{table} ({COMMON}{extra})")
-        return self
-
-    def insert(self, rows: Iterable[Row]) -> list[Row]:
-        rows = list(rows)
-        for table in {r.table for r in rows}:
-            self._insert(table, [{**r.columns(), **r.props} for r in rows if r.table == table])
-        self._insert("tracks", [r.columns() for r in rows])
-        self.rows.extend(rows)
-        return rows
 
     def _insert(self, table: str, values: list[dict[str, Any]]) -> None:
         names = sorted({k for v in values for k in v})

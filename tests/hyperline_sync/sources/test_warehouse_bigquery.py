@@ -38,18 +38,7 @@ def warehouse(bigquery_warehouse: BigQueryWarehouse) -> Iterator[BigQueryWarehou
     yield bigquery_warehouse
 
 
-test_every_row_ends_in_its_bucket_and_sent_events_are_exact = (
-    scenarios.test_every_row_ends_in_its_bucket_and_sent_events_are_exact)
-test_the_result_does_not_depend_on_the_chunk_size = scenarios.test_the_result_does_not_depend_on_the_chunk_size
-test_late_loads_are_new_slices_read_by_the_next_run_alone = (
-    scenarios.test_late_loads_are_new_slices_read_by_the_next_run_alone)
-test_a_slice_that_grows_is_read_again_and_only_its_new_rows_are_sent = (
-    scenarios.test_a_slice_that_grows_is_read_again_and_only_its_new_rows_are_sent)
-test_slices_still_loading_are_not_listed = scenarios.test_slices_still_loading_are_not_listed
-test_every_event_through_tracks_when_no_events_are_configured = (
-    scenarios.test_every_event_through_tracks_when_no_events_are_configured)
-test_mapping_customer_id_column_renames_and_property_rules = (
-    scenarios.test_mapping_customer_id_column_renames_and_property_rules)
+globals().update({scenario.__name__: scenario for scenario in scenarios.ENGINE_SCENARIOS})  # collected here too
 
 
 # -- BigQuery's own ----------------------------------------------------------------------------------
