@@ -259,13 +259,13 @@ class UnitSync:
         path = self.letters.close()
         if path is not None:
             self.outcome.dead_letters.append(str(path))
+        # a dry run keeps its ids in memory; a real run's are in the checkpoint's log (read once: on S3
+        # it is one GET per part)
+        acked = self.acked if self.checkpoint is None else self.checkpoint.acked_ids()
         if self.corrections is not None:  # before the unit is done: a failure leaves it to be synced again
-            acked = self.acked if self.checkpoint is None else self.checkpoint.acked_ids()
             self.corrections.finish(acked, self.outcome)
-        if self.checkpoint is None:
-            seen.commit_object(unit.key, self.acked)  # a dry run's go to its own store
-        else:
-            seen.commit_object(unit.key, self.checkpoint.acked_ids())
+        seen.commit_object(unit.key, acked)  # a dry run's go to its own store
+        if self.checkpoint is not None:
             job.ledger.record_object(job.pipeline.name, self.partition, unit.key, unit.etag, DONE,
                                      self.unit_counts, job.run_id)
             self.checkpoint.clear()
