@@ -135,6 +135,11 @@ class TuningConfig(FrozenModel):
     """How a pipeline reads, sends and retries; every key has a default."""
 
     chunk_size: Int = Field(10_000, ge=1, description="Source lines (or rows) transformed at a time.")
+    processes: Int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)), ge=1,
+        description="Worker processes reading, decoding and transforming a day's archive objects ahead of the sync, "
+                    "at most one per object to sync (default: the cores this process may use); 1 reads in the "
+                    "sync's own process. A warehouse source always reads in its own process.")
     batch_size: Int = Field(MAX_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Events per Hyperline batch request.")
     dedup_window_days: Int = Field(7, ge=0, description="Days of earlier message ids a day is deduplicated against.")
     lookback_days: Int = Field(1, ge=0, description="Days before the run's interval re-read by scheduled runs.")

@@ -27,6 +27,7 @@ from hyperline_sync.insight.usage import UsageTally
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.dedup import SeenIds
 from hyperline_sync.pipeline.ports import Sender
+from hyperline_sync.pipeline.unit_pool import UnitPool
 from hyperline_sync.pipeline.unit_sync import (
     PartitionFailedError,
     RejectionGuard,
@@ -36,7 +37,7 @@ from hyperline_sync.pipeline.unit_sync import (
 )
 from hyperline_sync.pipeline.volume import partition_warning
 from hyperline_sync.redact import redact_secrets
-from hyperline_sync.sources.base import PartitionSource, Unit
+from hyperline_sync.sources.base import ArchiveSource, PartitionSource, Unit
 from hyperline_sync.sources.errors import UnitReadError
 from hyperline_sync.state import store
 from hyperline_sync.state.claims import ClaimHeartbeat
@@ -179,19 +180,35 @@ def _sync_units(job: SyncJob, day: dt.date, outcome: PartitionOutcome, errors: l
     units = [UnitSync(job, obj, outcome, _letters_path(job, obj), heartbeat, guard) for obj in todo]
     for unit in units:  # before the day's ids are loaded: a resumed unit's acked ids are cut back first
         unit.prepare()
-    seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
-                   include_own_partition=not job.resend,
-                   dry_run_dir=_dry_run(job) / _DRY_RUN_STATE if job.dry_run else None)
-    with _gc_relaxed():
-        for unit in units:
-            try:
-                unit.run(seen)
-            except UnitReadError as exc:
-                errors.append(f"{unit.unit.key}: {exc}")
-                log.error("partition %s: object %s failed: %s", partition, unit.unit.key, job.redact(str(exc)))
-                continue
-            outcome.objects_synced += 1
+    with _unit_pool(job, todo) as pool:  # its workers start reading while the day's ids load
+        seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
+                       include_own_partition=not job.resend,
+                       dry_run_dir=_dry_run(job) / _DRY_RUN_STATE if job.dry_run else None)
+        with _gc_relaxed():
+            _run_units(job, partition, units, seen, pool, outcome, errors)
     return objects, todo
+
+
+def _unit_pool(job: SyncJob, todo: list[Unit]) -> contextlib.AbstractContextManager[UnitPool | None]:
+    """Worker processes reading the units ahead (`tuning.processes`, at most one per unit), or none:
+    one process or one unit, or a source that cannot be read elsewhere (a warehouse) reads in this one."""
+    processes = min(job.pipeline.tuning.processes, len(todo))
+    if processes < 2 or not isinstance(job.source, ArchiveSource):
+        return contextlib.nullcontext()
+    log.info("partition %s: %d worker processes read its objects", todo[0].day.isoformat(), processes)
+    return UnitPool(job.source.handover(), todo, processes, job.pipeline.tuning.chunk_size)
+
+
+def _run_units(job: SyncJob, partition: str, units: list[UnitSync], seen: SeenIds, pool: UnitPool | None,
+               outcome: PartitionOutcome, errors: list[str]) -> None:
+    for unit in units:
+        try:
+            unit.run(seen, pool.chunks if pool is not None else None)
+        except UnitReadError as exc:
+            errors.append(f"{unit.unit.key}: {exc}")
+            log.error("partition %s: object %s failed: %s", partition, unit.unit.key, job.redact(str(exc)))
+            continue
+        outcome.objects_synced += 1
 
 
 def _letters_path(job: SyncJob, unit: Unit) -> Location:

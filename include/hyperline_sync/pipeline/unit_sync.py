@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 EVENT_FIELDS = ("customer_id", "event_type", "timestamp", "record")
 MIN_REJECTED = 100  # refusals below this many never fail a partition as systemic
 SLICE_BATCHES = 2  # batches per send (the hook's max_in_flight): what a fault can make a rerun post again
+
+ChunkReader = Callable[[Unit, int], Iterator[ChunkResult]]
+"""(unit, chunk_size) -> the unit's transformed chunks: a source's `chunks`, or a `UnitPool`'s."""
 
 
 class PartitionFailedError(RuntimeError):
@@ -132,12 +135,14 @@ class UnitSync:
             log.info("object %s: resuming after %d chunks already answered by Hyperline (%s)", self.unit.key,
                      self.chunks, self.saved.counts.as_dict())
 
-    def run(self, seen: SeenIds) -> Counts:
-        """Sync the unit; its counts (this run's) are added to the outcome whatever happens."""
+    def run(self, seen: SeenIds, read: ChunkReader | None = None) -> Counts:
+        """Sync the unit, its chunks from `read` (default: the job's source); its counts (this
+        run's) are added to the outcome whatever happens."""
         job, resumed = self.job, self.chunks
+        read = read or job.source.chunks
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-send") as pool:
             try:
-                for index, result in enumerate(job.source.chunks(self.unit, self.chunk_size)):
+                for index, result in enumerate(read(self.unit, self.chunk_size)):
                     if self.corrections is not None:
                         self.corrections.observe(result.events)
                     if index < resumed:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from hyperline_sync.config.mapping import MappingConfig
 from hyperline_sync.config.models import PipelineConfig, S3ArchiveSourceConfig
 from hyperline_sync.pipeline.transform import ChunkResult, transform_chunk
 from hyperline_sync.sources.archive.listing import ArchiveObject, list_partition
 from hyperline_sync.sources.archive.reading import iter_line_chunks
-from hyperline_sync.sources.archive.store import open_store
+from hyperline_sync.sources.archive.store import ArchiveStore, S3ClientSettings, open_store, s3_client_settings
 
 
 class Unit(Protocol):
@@ -39,6 +41,13 @@ class PartitionSource(Protocol[U]):
     def chunks(self, unit: U, chunk_size: int) -> Iterator[ChunkResult]: ...
 
 
+def archive_chunks(store: ArchiveStore, mapping: MappingConfig, unit: ArchiveObject,
+                   chunk_size: int) -> Iterator[ChunkResult]:
+    """An archive object read, decoded and transformed a chunk at a time."""
+    for chunk in iter_line_chunks(store, unit, chunk_size):
+        yield transform_chunk(chunk, mapping)
+
+
 class ArchiveSource:
     """The Segment S3 archive (or a file:// copy): units are the day folder's objects."""
 
@@ -52,8 +61,24 @@ class ArchiveSource:
         return list_partition(self.store, self.config, day)
 
     def chunks(self, unit: ArchiveObject, chunk_size: int) -> Iterator[ChunkResult]:
-        for chunk in iter_line_chunks(self.store, unit, chunk_size):
-            yield transform_chunk(chunk, self.mapping)
+        return archive_chunks(self.store, self.mapping, unit, chunk_size)
+
+    def handover(self) -> ArchiveReader:
+        """What a worker process needs to read this source's units, the connection resolved here."""
+        s3 = None if self.config.scheme == "file" else s3_client_settings(self.config.aws_conn_id)
+        return ArchiveReader(self.config, self.mapping, s3)
+
+
+@dataclass(frozen=True)
+class ArchiveReader:
+    """An archive source rebuilt in a worker process (picklable): `open()` there, then `chunks`."""
+
+    config: S3ArchiveSourceConfig
+    mapping: MappingConfig
+    s3: S3ClientSettings | None
+
+    def open(self) -> ArchiveStore:
+        return open_store(self.config, self.s3)
 
 
 def open_source(pipeline: PipelineConfig) -> PartitionSource[Any]:

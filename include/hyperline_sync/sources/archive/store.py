@@ -11,7 +11,7 @@ import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,8 @@ from hyperline_sync.sources.errors import UnitReadError
 if TYPE_CHECKING:
     from hyperline_sync.config.models import S3ArchiveSourceConfig
 
-__all__ = ["READ_BLOCK", "ArchiveReadError", "ArchiveStore", "Listed", "LocalStore", "S3Store", "open_store"]
+__all__ = ["READ_BLOCK", "ArchiveReadError", "ArchiveStore", "Listed", "LocalStore", "S3ClientSettings", "S3Store",
+           "open_store", "s3_client_settings"]
 
 READ_BLOCK = 1 << 20
 
@@ -208,11 +209,46 @@ def _client_error_reason(exc: Any) -> str:
     return reasons.get(code, f"S3 error {code or 'unknown'}: {exc}")
 
 
-def open_store(source_cfg: S3ArchiveSourceConfig) -> ArchiveStore:
-    """The store behind a source's url: `LocalStore` for file://, `S3Store` for s3://."""
+def open_store(source_cfg: S3ArchiveSourceConfig, s3: S3ClientSettings | None = None) -> ArchiveStore:
+    """The store behind a source's url: `LocalStore` for file://, `S3Store` for s3://, whose client
+    comes from `s3` when given (a worker process), else from the source's Airflow connection."""
     if source_cfg.scheme == "file":
         return LocalStore(source_cfg.local_root)
-    return S3Store(_s3_client(source_cfg.aws_conn_id), source_cfg.bucket, source_cfg.prefix)
+    client = s3.client() if s3 is not None else _s3_client(source_cfg.aws_conn_id)
+    return S3Store(client, source_cfg.bucket, source_cfg.prefix)
+
+
+@dataclass(frozen=True)
+class S3ClientSettings:
+    """An S3 client's settings and credentials, resolved from an Airflow connection by a task, for
+    a worker process that cannot ask Airflow (in Airflow 3 only the task's supervisor can). The
+    secrets are left out of the repr, so a logged or failed settings object does not show them."""
+
+    endpoint_url: str | None
+    region_name: str | None
+    verify: bool | str | None
+    config: Any  # botocore.config.Config (addressing style, retries, timeouts)
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+    def client(self) -> Any:
+        import boto3
+
+        session = boto3.session.Session(aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+                                        aws_session_token=self.token, region_name=self.region_name)
+        return session.client("s3", endpoint_url=self.endpoint_url, config=self.config, verify=self.verify)
+
+
+def s3_client_settings(aws_conn_id: str | None) -> S3ClientSettings:
+    """What `_s3_client` would build a client from, with the credentials of that moment (temporary
+    ones, such as an assumed role's, are not renewed by the worker)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    hook = S3Hook(aws_conn_id=aws_conn_id)
+    credentials = hook.get_credentials()
+    return S3ClientSettings(hook.conn_config.get_service_endpoint_url("s3"), hook.conn_region_name, hook.verify,
+                            hook.config, credentials.access_key, credentials.secret_key, credentials.token)
 
 
 def _s3_client(aws_conn_id: str | None) -> Any:
