@@ -23,6 +23,11 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
+# HYPERLINE_TEST_CPUS=1 pins the tests (and what they start) to one core, so `tuning.processes`, which
+# defaults to the cores a task may use, is 1: the sync reads in its own process, without workers.
+if cpus := os.environ.get("HYPERLINE_TEST_CPUS"):
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: int(cpus)])
+
 MOTO_CONN_ID = "moto_s3"
 POSTGRES_ADMIN_URL = os.environ.get("HYPERLINE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

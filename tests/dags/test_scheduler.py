@@ -125,7 +125,7 @@ def airflow(archive, tmp_path_factory) -> Iterator[tuple[Standalone, Emulator, P
         "source": {"kind": "s3_archive", "url": f"file://{archive.root}", "source_id": archive.source_id},
         "hyperline_conn_id": "hyperline_sched",
         "start_date": DAYS[0].isoformat(),
-        "tuning": {"retries": 0, "chunk_size": 300, "batch_size": 200},
+        "tuning": {"retries": 0, "chunk_size": 300, "batch_size": 200, "processes": 2},  # workers under LocalExecutor
     }]}))
     with Emulator(api_key=API_KEY) as emulator:
         standalone = Standalone(root / "airflow", config, emulator)
@@ -164,6 +164,9 @@ def test_scheduled_run_and_a_backfill_under_the_real_scheduler(airflow, archive)
     assert totals["sent"] == len(archive.expected_events)
     assert set(emulator.events) == set(archive.expected_events)
     assert max(emulator.post_counts.values()) == 1
+    # The days' objects were read by worker processes of the LocalExecutor's forked task processes.
+    task_logs = [path.read_text() for path in (standalone.home / "logs").rglob("*.log") if "task_id=sync" in str(path)]
+    assert any("2 worker processes read its objects" in text for text in task_logs)
 
     # The same range again, as a user reruns it: nothing is read again and nothing is posted twice.
     standalone.airflow("dags", "trigger", DAG_ID, "--conf", json.dumps(RANGE))

@@ -73,7 +73,7 @@ def deployment(tmp_path, s3_client, aws_conn_id, moto_server, postgres_url) -> I
         bucket=bucket, source_id=manifest.source_id, aws_conn_id=aws_conn_id, ledger_conn_id="ledger_dist",
         hyperline_conn_id="hyperline_dist", pipeline=PIPELINE,
         tuning={"retries": 2, "retry_delay_seconds": 1, "chunk_size": 200, "batch_size": BATCH,
-                "dedup_window_days": 0, "claim_ttl_minutes": 1})))
+                "dedup_window_days": 0, "claim_ttl_minutes": 1, "processes": 2})))
     # Slow enough answers that a partition takes seconds: the kill lands in the middle of one.
     with Emulator(api_key=API_KEY, faults=Faults(latency_ms=150)) as emulator:
         env = {
