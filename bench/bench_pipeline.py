@@ -5,6 +5,7 @@
     .venv/bin/python bench/bench_pipeline.py --parallel            # plus two days synced by two processes at once
     .venv/bin/python bench/bench_pipeline.py --profile             # plus a cProfile of one run (top 5 printed)
     .venv/bin/python bench/bench_pipeline.py --sender null         # what the sync costs without sending
+    .venv/bin/python bench/bench_pipeline.py --processes 1 2       # one row per tuning.processes (default: 1)
 
 `--sender` attributes the time of the send path: `hook` (the default) is the real HyperlineHook to
 the emulator; `encode` only encodes each batch with orjson in the send thread, as the hook does;
@@ -14,21 +15,26 @@ Each run is a fresh subprocess with fresh state (ledger, dedup ids, reports) tha
 `hyperline_sync.pipeline.sync.sync_partition` once per day with a SyncJob built the way `tasks.sync` builds it
 (SQLite ledger, circuit breaker, the real HyperlineHook with the pipeline's tuning), against the
 Hyperline emulator in its own process (`--no-store`: it parses, validates and counts every event,
-keeps none; it sets TCP_NODELAY) on 127.0.0.1. Peak RSS is the child's ru_maxrss: the
-whole process, imports included.
+keeps none; it sets TCP_NODELAY) on 127.0.0.1. Peak RSS is the child's high-water mark (VmHWM): the
+whole process, imports included; with `--processes` above 1, *worker MB* is the largest high-water
+mark of its worker processes (`unit_pool`), sampled every 0.1 s while they live, and *CPU s* counts
+the workers' CPU too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime as dt
 import json
 import os
 import pstats
+import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -65,8 +71,10 @@ class LocalSender:
         pass
 
 
-def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: str = "hook") -> dict[str, Any]:
-    """sync_partition for each day, in this process; returns the summed counts and requests."""
+def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: str = "hook",
+              processes: int = 1) -> dict[str, Any]:
+    """sync_partition for each day, in this process (and `processes` workers reading the objects);
+    returns the summed counts and requests."""
     from hyperline_sync.config import load_config
     from hyperline_sync.orchestration import tasks
     from hyperline_sync.pipeline.breaker import CircuitBreaker
@@ -76,6 +84,7 @@ def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: 
 
     config = load_config(config_path)
     pipeline = config.pipeline(PIPELINE)
+    pipeline = pipeline.model_copy(update={"tuning": pipeline.tuning.model_copy(update={"processes": processes})})
     ledger = tasks.ledger_for(config)
     breaker = CircuitBreaker(ledger, pipeline.name, pipeline.tuning.breaker_failures,
                              dt.timedelta(minutes=pipeline.tuning.breaker_cooldown_minutes))
@@ -97,7 +106,33 @@ def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: 
     return {**totals.as_dict(), "requests": requests, "retries": retries}
 
 
-def child(config_path: Path, days: list[dt.date], profile: Path | None, sender: str) -> None:
+class WorkerWatch:
+    """The largest VmHWM of this process's children while they live (ru_maxrss would carry the
+    parent's high-water mark into a child started by vfork/posix_spawn), and their CPU once reaped."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        me = psutil.Process()
+        while not self.stop.wait(0.1):
+            for worker in me.children():
+                with contextlib.suppress(psutil.Error, OSError):
+                    status = Path(f"/proc/{worker.pid}/status").read_text()
+                    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+                    self.peak_mb = max(self.peak_mb, int(hwm.split()[1]) / 1024)
+
+    def close(self) -> tuple[float, float]:
+        self.stop.set()
+        self.thread.join()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # exact CPU of the reaped workers
+        return self.peak_mb, children.ru_utime + children.ru_stime
+
+
+def child(config_path: Path, days: list[dt.date], profile: Path | None, sender: str, processes: int = 1) -> None:
     """One measured run in this fresh process; prints a JSON line."""
     import pandas  # noqa: F401 - imported before the baseline, as in bench_source.py
 
@@ -105,15 +140,18 @@ def child(config_path: Path, days: list[dt.date], profile: Path | None, sender: 
     import hyperline_sync.pipeline.sync  # noqa: F401
 
     baseline = peak_rss_mb()
+    watch = WorkerWatch()
     cpu, main_cpu, started = time.process_time(), time.thread_time(), time.perf_counter()
     if profile is None:
-        result = sync_days(config_path, days, "bench", sender)
+        result = sync_days(config_path, days, "bench", sender, processes)
     else:
         profiler = cProfile.Profile()
-        result = profiler.runcall(sync_days, config_path, days, "bench", sender)
+        result = profiler.runcall(sync_days, config_path, days, "bench", sender, processes)
         profiler.dump_stats(profile)
     result["seconds"] = time.perf_counter() - started
-    result["cpu_seconds"] = time.process_time() - cpu  # every thread of the process
+    result["worker_peak_rss_mb"], result["worker_cpu_seconds"] = watch.close()
+    result["parent_cpu_seconds"] = time.process_time() - cpu  # every thread of this process
+    result["cpu_seconds"] = result["parent_cpu_seconds"] + result["worker_cpu_seconds"]
     result["main_thread_cpu_seconds"] = time.thread_time() - main_cpu  # read, transform, dedup
     result["peak_rss_mb"] = peak_rss_mb()
     result["baseline_rss_mb"] = baseline
@@ -147,9 +185,11 @@ def fresh_run_dir(label: str, archive: Path) -> Path:
     return folder
 
 
-def child_command(folder: Path, days: list[dt.date], profile: Path | None = None, sender: str = "hook") -> list[str]:
+def child_command(folder: Path, days: list[dt.date], profile: Path | None = None, sender: str = "hook",
+                  processes: int = 1) -> list[str]:
     command = [sys.executable, __file__, "--child", str(folder / "pipelines.yaml"),
-               "--child-days", *(d.isoformat() for d in days), "--child-sender", sender]
+               "--child-days", *(d.isoformat() for d in days), "--child-sender", sender,
+               "--child-processes", str(processes)]
     return command + (["--child-profile", str(profile)] if profile else [])
 
 
@@ -172,13 +212,13 @@ def _finish(result: dict[str, Any], meter: Meter, emulator: Emulator, cpu_before
 
 
 def run_pipeline(emulator: Emulator, archive: Path, days: list[dt.date], label: str,
-                 profile: Path | None = None, sender: str = "hook") -> dict[str, Any]:
+                 profile: Path | None = None, sender: str = "hook", processes: int = 1) -> dict[str, Any]:
     """One fresh-process run over `days` of `archive`, with fresh state; the emulator's counters reset."""
     folder = fresh_run_dir(label, archive)
     admin(emulator.url, "/_emulator/reset", {})
     cpu_before = emulator.cpu()
     meter = Meter(extra=[emulator.ps])
-    out = subprocess.run(child_command(folder, days, profile, sender), env=child_env(folder, emulator.url),
+    out = subprocess.run(child_command(folder, days, profile, sender, processes), env=child_env(folder, emulator.url),
                          capture_output=True, text=True, check=False)
     meter.stop()
     if out.returncode:
@@ -297,10 +337,13 @@ def main() -> int:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-days", type=dt.date.fromisoformat, nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, nargs="+", default=[1],
+                        help="tuning.processes: one row per value (1: read in the sync's process)")
     parser.add_argument("--child-sender", default="hook", help=argparse.SUPPRESS)
+    parser.add_argument("--child-processes", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.child_days, args.child_profile, args.child_sender)
+        child(args.child, args.child_days, args.child_profile, args.child_sender, args.child_processes)
         return 0
 
     days = archive_days(args.days)
@@ -309,17 +352,19 @@ def main() -> int:
     try:
         print(f"emulator {emulator.url} (--no-store); {os.cpu_count()} CPUs; best of {args.runs} fresh processes; "
               f"sender: {args.sender}")
-        print(f"{'lines':>10}{'sent':>10}{'wall s':>9}{'lines/s':>11}{'sent/s':>10}{'requests':>9}"
-              f"{'peak RSS MB':>12}{'CPU s':>7}{'main':>6}{'emu':>6}{'load1':>12}{'others':>8}")
+        print(f"{'procs':>5}{'lines':>10}{'sent':>10}{'wall s':>9}{'lines/s':>11}{'sent/s':>10}{'requests':>9}"
+              f"{'peak RSS MB':>12}{'worker MB':>10}{'CPU s':>7}{'main':>6}{'emu':>6}{'load1':>12}{'others':>8}")
         for lines, archive in archives.items():
-            runs = [run_pipeline(emulator, archive, days, f"pipeline-{lines}", sender=args.sender)
-                    for _ in range(args.runs)]
-            best = min(runs, key=lambda r: r["seconds"])
-            print(f"{best['read']:>10}{best['sent']:>10}{best['seconds']:>9.2f}{best['read'] / best['seconds']:>11,.0f}"
-                  f"{best['sent'] / best['seconds']:>10,.0f}{best['requests']:>9}"
-                  f"{max(r['peak_rss_mb'] for r in runs):>12.0f}{best['cpu_seconds']:>7.2f}"
-                  f"{best['main_thread_cpu_seconds']:>6.2f}{best['emulator_cpu_seconds']:>6.2f}"
-                  f"{best['load_before']:>6.2f}{best['load_after']:>6.2f}{best['others_cores']:>8.2f}")
+            for processes in args.processes:
+                runs = [run_pipeline(emulator, archive, days, f"pipeline-{lines}", sender=args.sender,
+                                     processes=processes) for _ in range(args.runs)]
+                best = min(runs, key=lambda r: r["seconds"])
+                print(f"{processes:>5}{best['read']:>10}{best['sent']:>10}{best['seconds']:>9.2f}"
+                      f"{best['read'] / best['seconds']:>11,.0f}{best['sent'] / best['seconds']:>10,.0f}"
+                      f"{best['requests']:>9}{max(r['peak_rss_mb'] for r in runs):>12.0f}"
+                      f"{max(r['worker_peak_rss_mb'] for r in runs):>10.0f}{best['cpu_seconds']:>7.2f}"
+                      f"{best['main_thread_cpu_seconds']:>6.2f}{best['emulator_cpu_seconds']:>6.2f}"
+                      f"{best['load_before']:>6.2f}{best['load_after']:>6.2f}{best['others_cores']:>8.2f}")
         if args.parallel:
             archive = archives[max(archives)]
             pair = days[:2]
