@@ -25,13 +25,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pandas as pd
 
+from hyperline_sync.pipeline.transform import to_events
 from hyperline_sync.state import audit
 from hyperline_sync.state.sent_manifest import (
     Entry,
     Manifest,
-    content_hashes,
+    frame_hashes,
     manifest_path,
     read_manifest,
     write_manifest,
@@ -76,20 +78,23 @@ class UnitCorrections:
         """Only a unit synced before at another version is compared (a resend of the same one is not)."""
         return self.old is not None and self.old.etag != self.unit.etag
 
-    def observe(self, frame: pd.DataFrame) -> None:
-        """Every transformed event of the unit, chunk by chunk (before the dedup, resumed chunks included)."""
+    def observe(self, frame: pd.DataFrame, hashes: np.ndarray | None = None) -> None:
+        """Every transformed event of the unit, chunk by chunk (before the dedup, resumed chunks
+        included), with their `frame_hashes` if the reader computed them already."""
         if frame.empty:
             return
-        from hyperline_sync.pipeline.unit_sync import to_events
-
-        events = to_events(frame)
-        for event, digest in zip(events, content_hashes(events), strict=True):
-            record_id = event["record"]["id"]
-            entry = (event["event_type"], int(digest))
+        digests = (frame_hashes(frame) if hashes is None else hashes).tolist()
+        # record.id is the messageId (`record.build_record`): the events are built only if they changed
+        ids, types = frame["message_id"].tolist(), frame["event_type"].tolist()
+        changed: dict[str, int] = {}  # the row of its first copy
+        for row, (record_id, event_type, digest) in enumerate(zip(ids, types, digests, strict=True)):
+            entry = (event_type, digest)
             self.seen.setdefault(record_id, entry)
             if self.comparing and self.old is not None and record_id in self.old.entries and \
                     self.old.entries[record_id] != entry and record_id not in self.events:
-                self.events[record_id] = event
+                changed.setdefault(record_id, row)
+        if changed:
+            self.events.update(zip(changed, to_events(frame.iloc[list(changed.values())]), strict=True))
 
     def finish(self, acked: Iterable[str], outcome: PartitionOutcome) -> None:
         """Apply the corrections (as `corrections` says) and write the unit's manifest; before the unit is

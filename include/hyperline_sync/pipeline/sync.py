@@ -196,7 +196,8 @@ def _unit_pool(job: SyncJob, todo: list[Unit]) -> contextlib.AbstractContextMana
     if processes < 2 or not isinstance(job.source, ArchiveSource):
         return contextlib.nullcontext()
     log.info("partition %s: %d worker processes read its objects", todo[0].day.isoformat(), processes)
-    return UnitPool(job.source.handover(), todo, processes, job.pipeline.tuning.chunk_size)
+    return UnitPool(job.source.handover(), todo, processes, job.pipeline.tuning.chunk_size,
+                    hash_content=job.pipeline.corrections != "off")
 
 
 def _run_units(job: SyncJob, partition: str, units: list[UnitSync], seen: SeenIds, pool: UnitPool | None,

@@ -53,10 +53,12 @@ class _Worker:
 
 
 class UnitPool:
-    """`processes` workers over `units`; `chunks(unit, ...)` must be called in the order of `units`."""
+    """`processes` workers over `units`; `chunks(unit, ...)` must be called in the order of `units`.
+    With `hash_content`, the workers also compute the chunks' `content_hashes` (corrections on)."""
 
-    def __init__(self, reader: ArchiveReader, units: Sequence[Unit], processes: int, chunk_size: int) -> None:
-        self.reader, self.chunk_size = reader, chunk_size
+    def __init__(self, reader: ArchiveReader, units: Sequence[Unit], processes: int, chunk_size: int,
+                 hash_content: bool = False) -> None:
+        self.reader, self.chunk_size, self.hash_content = reader, chunk_size, hash_content
         self.waiting: deque[Unit] = deque(units)
         self.reading: dict[str, _Worker] = {}
         self.workers: list[_Worker] = []
@@ -145,7 +147,7 @@ class UnitPool:
         worker.unit = self.waiting.popleft()
         self.reading[worker.unit.key] = worker
         with contextlib.suppress(OSError):
-            worker.to_worker.send((worker.unit, self.chunk_size))
+            worker.to_worker.send((worker.unit, self.chunk_size, self.hash_content))
 
     def _death(self, worker: _Worker) -> str:
         code = _wait(worker.process, _STOP_SECONDS)

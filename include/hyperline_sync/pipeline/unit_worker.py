@@ -3,7 +3,8 @@ parent assigns, one at a time, and streams their chunks back.
 
 Started as `python -m hyperline_sync.pipeline.unit_worker <fd in> <fd out>` (a fresh interpreter: it
 imports neither Airflow nor the parent's `__main__`). It receives an `ArchiveReader` first, then
-`(unit, chunk_size)` per object, and answers per chunk ("chunk", ChunkResult), then ("end", None),
+`(unit, chunk_size, hash_content)` per object, and answers per chunk ("chunk", ChunkResult, with its
+`content_hashes` for the corrections if `hash_content`), then ("end", None),
 or ("unreadable", (error class, key, reason)) for a `UnitReadError`, or ("failed", traceback) for
 anything else. A writer thread sends while the next chunk is transformed; its queue holds one chunk,
 so the worker is at most two chunks ahead of its parent (one in the queue, one being written).
@@ -26,6 +27,7 @@ from typing import Any
 
 from hyperline_sync.sources.base import ArchiveReader, archive_chunks
 from hyperline_sync.sources.errors import UnitReadError
+from hyperline_sync.state.sent_manifest import frame_hashes
 
 KILL_ON_ENV = "HYPERLINE_TEST_KILL_WORKER_ON"
 
@@ -48,11 +50,13 @@ def serve(inbox: Connection, outbox: Connection) -> None:
     writer.start()
     while True:
         try:
-            unit, chunk_size = inbox.recv()
+            unit, chunk_size, hash_content = inbox.recv()
         except EOFError:
             break
         try:
             for index, result in enumerate(archive_chunks(store, reader.mapping, unit, chunk_size)):
+                if hash_content and not result.events.empty:
+                    result.content_hashes = frame_hashes(result.events)
                 outgoing.put(("chunk", result))
                 if kill_on and index == 0 and unit.key.endswith(kill_on):
                     outgoing.join()  # sent: the parent syncs this chunk, then finds the worker dead

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import orjson
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hyperline_sync.pipeline.dedup import hash_ids
+from hyperline_sync.pipeline.transform import to_events
 from hyperline_sync.state import store
 from hyperline_sync.state.store import Location
 
@@ -40,6 +42,11 @@ def content_hashes(events: list[dict]) -> np.ndarray:
     """64-bit hashes of events as sent (keys sorted, so that field order does not matter)."""
     texts = np.array([orjson.dumps(e, option=orjson.OPT_SORT_KEYS).decode() for e in events], dtype=object)
     return hash_ids(texts)
+
+
+def frame_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """`content_hashes` of a transformed chunk's events (`transform.to_events`)."""
+    return content_hashes(to_events(frame))
 
 
 def read_manifest(path: Location) -> Manifest | None:

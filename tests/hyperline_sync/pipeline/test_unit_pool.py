@@ -42,6 +42,11 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
         yield emu
 
 
+def in_archive(key: str) -> str:
+    """A key from `segment-logs/` on: the same object on disk and under the bucket's prefix."""
+    return key[key.index("segment-logs/"):]
+
+
 def sync_days(source: S3ArchiveSourceConfig, days: list, state: Path, processes: int) -> dict[str, Any]:
     """Every day in turn through the real sync and hook; what the run counted, dead-lettered and recorded."""
     config = PipelineConfig(name="pool", source=source, hyperline_conn_id=CONN_ID,
@@ -58,10 +63,10 @@ def sync_days(source: S3ArchiveSourceConfig, days: list, state: Path, processes:
             outcome = exc.partition_outcome
             failures.append(outcome.error)
         counts.add(outcome.counts)
-        letters += [{k: v for k, v in row.items() if k != "run_id"}
+        letters += [{k: in_archive(v) if k == "source_key" else v for k, v in row.items() if k != "run_id"}
                     for path in outcome.dead_letters for row in read_dead_letters(Path(path))]
-    objects = {row["key"]: (row["status"], row["read"], row["sent"], row["rejected"], row["skipped"],
-                            row["duplicates"])
+    objects = {in_archive(row["key"]): (row["status"], row["read"], row["sent"], row["rejected"], row["skipped"],
+                                        row["duplicates"])
                for day in days for row in ledger.objects("pool", day.isoformat())}
     return {"counts": counts, "letters": letters, "objects": objects, "failures": failures}
 
