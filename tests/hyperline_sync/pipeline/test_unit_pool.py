@@ -8,11 +8,9 @@ defaults to the cores the tests may use (2 here; `HYPERLINE_TEST_CPUS=1` runs th
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +27,7 @@ from hyperline_sync.sources.base import ArchiveSource
 from hyperline_sync.state.deadletter import read_dead_letters
 from hyperline_sync.state.ledger import Counts, Ledger
 from tests.conftest import REPO
-
-KEY = "test_pool_secret_3c9a"
-CONN_ID = "hyperline_pool"
-
-
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator(api_key=KEY) as emu:
-        conn = {"conn_type": "hyperline", "host": emu.url, "password": KEY}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
-        yield emu
+from tests.hyperline_sync.conftest import HYPERLINE_CONN_ID
 
 
 def in_archive(key: str) -> str:
@@ -49,7 +37,7 @@ def in_archive(key: str) -> str:
 
 def sync_days(source: S3ArchiveSourceConfig, days: list, state: Path, processes: int) -> dict[str, Any]:
     """Every day in turn through the real sync and hook; what the run counted, dead-lettered and recorded."""
-    config = PipelineConfig(name="pool", source=source, hyperline_conn_id=CONN_ID,
+    config = PipelineConfig(name="pool", source=source, hyperline_conn_id=HYPERLINE_CONN_ID,
                             tuning=TuningConfig(chunk_size=211, batch_size=100, processes=processes))
     ledger, run_id = Ledger.sqlite(state / "ledger.db"), f"it-{uuid.uuid4().hex[:8]}"
     job = SyncJob(pipeline=config, ledger=ledger, source=ArchiveSource(config), state_dir=state,
