@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_pipeline.py                       # 1M lines over 3 days, 3 fresh processes
     .venv/bin/python bench/bench_pipeline.py --lines 100000 3000000 --runs 1
     .venv/bin/python bench/bench_pipeline.py --parallel            # plus two days synced by two processes at once
-    .venv/bin/python bench/bench_pipeline.py --profile             # plus a cProfile of one run (top 5 printed)
+    .venv/bin/python bench/bench_pipeline.py --profile             # plus a cProfile of one run (top 5 printed;
+                                                                   # the sync's process, with the last --processes)
     .venv/bin/python bench/bench_pipeline.py --sender null         # what the sync costs without sending
     .venv/bin/python bench/bench_pipeline.py --processes 1 2       # one row per tuning.processes (default: 1)
 
@@ -254,8 +255,10 @@ def run_parallel(emulator: Emulator, archive: Path, days: list[dt.date], label: 
 
 # Frames that only loop and delegate: left out of the cumulative ranking, which they would top.
 WRAPPERS = {
-    ("hyperline_sync/pipeline/sync.py", name) for name in ("sync_partition", "run", "_chunk")
-} | {("hyperline_sync/sources/base.py", "chunks"), ("bench/bench_pipeline.py", "sync_days")}
+    ("hyperline_sync/pipeline/sync.py", name) for name in ("sync_partition", "_sync_units", "_run_units")
+} | {("hyperline_sync/pipeline/unit_sync.py", name) for name in ("run", "_chunk")} | {
+    ("hyperline_sync/sources/base.py", "archive_chunks"), ("hyperline_sync/pipeline/unit_pool.py", "chunks"),
+    ("bench/bench_pipeline.py", "sync_days")}
 
 
 def top_costs(stats_path: Path, count: int = 5) -> dict[str, Any]:
@@ -277,12 +280,14 @@ def top_costs(stats_path: Path, count: int = 5) -> dict[str, Any]:
 
 # Where the main thread's time goes, by stage: (label, file suffix, function names); cumulative times.
 STAGES = (
-    ("read: list objects, gunzip, split lines", "hyperline_sync/sources/archive.py",
-     ("iter_line_chunks", "list_partition")),
+    ("read: list objects, gunzip, split lines", "hyperline_sync/sources/archive/reading.py", ("iter_line_chunks",)),
     ("transform: parse JSON, map, build the frame", "hyperline_sync/pipeline/transform.py", ("transform_chunk",)),
+    ("worker processes: waiting for and unpickling their chunks", "hyperline_sync/pipeline/unit_pool.py",
+     ("chunks",)),
+    ("corrections: content hashes of every event", "hyperline_sync/pipeline/corrections.py", ("observe", "finish")),
     ("dedup: filter, commit ids", "hyperline_sync/pipeline/dedup.py", ("filter", "commit_object", "__init__")),
-    ("frame -> event dicts (sync.to_events)", "hyperline_sync/pipeline/sync.py", ("to_events",)),
-    ("waiting for the previous chunk's send (the hook runs in a worker thread)", "hyperline_sync/pipeline/sync.py",
+    ("frame -> event dicts (to_events)", "hyperline_sync/pipeline/transform.py", ("to_events",)),
+    ("waiting for the previous chunk's send (the hook runs in a worker thread)", "hyperline_sync/pipeline/unit_sync.py",
      ("_settle",)),
     ("ledger + breaker (SQLite)", "hyperline_sync/state/ledger.py",
      ("claim", "renew", "finish", "done_objects", "record_object", "breaker", "set_breaker", "partitions")),
@@ -377,7 +382,8 @@ def main() -> int:
         if args.profile:
             lines = max(archives)
             profile = DATA / "runs" / "pipeline.prof"
-            run = run_pipeline(emulator, archives[lines], days, "profile", profile=profile, sender=args.sender)
+            run = run_pipeline(emulator, archives[lines], days, "profile", profile=profile, sender=args.sender,
+                               processes=args.processes[-1])
             print(f"cProfile of {lines} lines ({run['seconds']:.1f}s with the profiler on): {profile}")
             print(render_costs(top_costs(profile), stage_breakdown(profile)))
     finally:
