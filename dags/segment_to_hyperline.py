@@ -52,10 +52,10 @@ already (then it only lists the day). Runbook: docs/operations.md.
 """
 DAILY_SCHEDULE = "0 0 * * *"
 
-# A sync task reschedules itself (holding no worker slot) while an earlier day of its run is not
-# done yet (days are synced oldest first, see tasks.earlier_days_pending) or while another run
-# syncs its days (tasks.PartitionsBusyError), polling every WAIT_POLL. After WAIT_LIMIT from the
-# run's start it stops waiting: out of order, or failing as busy (then Airflow's retries apply).
+# A sync task reschedules itself (holding no worker slot) while another run syncs all of its days
+# (tasks.PartitionsBusyError), polling every WAIT_POLL. After WAIT_LIMIT from the run's start it
+# stops waiting and fails as busy (then Airflow's retries apply). Days of one run, and neighbouring
+# days of two runs, sync side by side: dedup across them is pipeline.id_index's job.
 WAIT_POLL = dt.timedelta(seconds=10)
 WAIT_LIMIT = dt.timedelta(hours=6)
 log = logging.getLogger(__name__)
@@ -144,16 +144,13 @@ def build_dag(pipeline: PipelineConfig, *, daily: bool = False) -> DAG:
         def sync(days: list[str], plan: list[list[str]]) -> list[dict]:
             ctx = get_current_context()
             ctx["partition_label"] = group_label(days)
-            waiting = tasks.earlier_days_pending(name, ctx["run_id"], days, plan, dict(ctx["params"]))
             started = _run_began(ctx["dag_run"])
             patient = started is None or _utcnow() - started < WAIT_LIMIT
-            if waiting and patient:
-                log.info("syncing oldest first: waiting for %s of this run (rescheduled, no slot held)", waiting)
-                raise AirflowRescheduleException(_utcnow() + WAIT_POLL)
             ti = ctx["ti"]  # the claims are this attempt's: a zombie of it and its retry never both sync
             try:
                 return tasks.sync(name, days, dict(ctx["params"]), ctx["run_id"], wait_if_busy=patient,
-                                  map_index=ti.map_index, try_number=ti.try_number)
+                                  map_index=ti.map_index, try_number=ti.try_number,
+                                  run_days=[day for group in plan for day in group])
             except tasks.PartitionsBusyError as exc:
                 log.info("%s: rescheduled, no slot held", exc)
                 raise AirflowRescheduleException(_utcnow() + WAIT_POLL) from exc

@@ -31,10 +31,9 @@ from hyperline_sync.pipeline.sync import (
     discard_dry_run_state,
     dry_run_dir,
     sync_partition,
-    units_to_sync,
 )
 from hyperline_sync.redact import redact_secrets
-from hyperline_sync.sources.base import PartitionSource, open_source
+from hyperline_sync.sources.base import open_source
 from hyperline_sync.state.ledger import (
     DONE,
     FAILED,
@@ -47,7 +46,6 @@ from hyperline_sync.state.ledger import (
 from hyperline_sync.state.report import (
     PartitionOutcome,
     build_report,
-    outcome_partitions,
     read_outcomes,
     read_plan_failure,
     render_table,
@@ -145,37 +143,6 @@ def _plan(
     return groups
 
 
-def earlier_days_pending(
-    pipeline_name: str, run_id: str, days: list[str], groups: list[list[str]], params: dict
-) -> list[str]:
-    """Days of this run before `days`, within the dedup window, that may still send events.
-
-    Partitions of one run are synced oldest first: a messageId seen on two days must be sent from
-    the earlier day (the first-received copy wins), and an earlier day committed first means the
-    later copy is recognised as a duplicate instead of being posted and then overwritten. An earlier
-    day whose units are all done already (an hourly run's lookback day, a rerun with nothing new)
-    sends nothing and has its ids committed, so it is not waited for. A dry run keeps the same order:
-    its days dedup against the earlier ones through its own store (`sync.dry_run_dir`).
-    """
-    config, pipeline = load_pipeline(pipeline_name)
-    first = dt.date.fromisoformat(days[0])
-    horizon = (first - dt.timedelta(days=pipeline.tuning.dedup_window_days)).isoformat()
-    ended = outcome_partitions(output_location(config), pipeline.name, run_id)
-    pending = [d for group in groups for d in group if horizon <= d < days[0] and d not in ended]
-    if not pending or params.get("resend"):
-        return pending
-    source, ledger = open_source(pipeline), ledger_for(config)
-    return [day for day in pending if _may_send(source, ledger, pipeline.name, dt.date.fromisoformat(day))]
-
-
-def _may_send(source: PartitionSource, ledger: Ledger, pipeline: str, day: dt.date) -> bool:
-    try:
-        return bool(units_to_sync(source, ledger, pipeline, day)[1])
-    except Exception as exc:  # cannot tell: keep the order; that day's own task reports the error
-        log.warning("cannot tell whether %s has units to sync (%s: %s); waiting for it", day, type(exc).__name__, exc)
-        return True
-
-
 def sync(
     pipeline_name: str,
     days: list[str],
@@ -186,8 +153,12 @@ def sync(
     wait_if_busy: bool = False,
     map_index: int | None = None,
     try_number: int | None = None,
+    run_days: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Sync each day of a group; every day is attempted even if an earlier one failed.
+
+    `run_days`: every day of the run (the plan), synced by other tasks possibly at the same time;
+    each day drops the ids their unfinished units hold (`pipeline.id_index`). Default: `days`.
 
     A day another attempt holds ends as `busy` (the task fails and Airflow retries it); with
     `wait_if_busy`, a group whose days were all busy raises PartitionsBusyError instead, leaving no
@@ -216,10 +187,11 @@ def sync(
             resend=resend,
             breaker=breaker,
             secrets=secrets,
+            run_days=frozenset(run_days or days),
         )
     except Exception as exc:
-        # Say why for each day (ledger database down, bad source connection...): the run's later days
-        # wait for these days' outcomes, and the report shows the reason instead of "unknown".
+        # Say why for each day (ledger database down, bad source connection...): the report shows the
+        # reason instead of "unknown".
         for day in days:
             write_outcome(output_dir, pipeline.name, run_id,
                           PartitionOutcome(day, FAILED, error=f"{type(exc).__name__}: {exc}"), secrets)
