@@ -8,12 +8,13 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from hyperline_devtools.sample_archive import SampleManifest, generate_archive
 from hyperline_sync.config.models import PipelineConfig, S3ArchiveSourceConfig, TuningConfig
 from hyperline_sync.pipeline.id_index import EarlierDayUnreadableError, index_root
-from hyperline_sync.pipeline.sync import SyncJob, sync_partition
+from hyperline_sync.pipeline.sync import PartitionFailedError, SyncJob, sync_partition
 from hyperline_sync.sources.archive.listing import day_folder
 from hyperline_sync.sources.base import ArchiveSource
 from hyperline_sync.state.ledger import Ledger
@@ -79,3 +80,39 @@ def test_an_unreadable_earlier_day_fails_the_later_one_until_it_is_fixed(archive
     (folder / "zz-corrupt.gz").unlink()
     outcome = sync_partition(job(archive, state, DAYS, sender), DAYS[1])
     assert outcome.status == "done" and outcome.counts.sent == len(sender.events) > 0
+
+
+def test_only_the_objects_an_earlier_day_has_not_finished_are_read(archive: SampleManifest, tmp_path: Path):
+    state, sender = tmp_path / "state", Recorder()
+    folder = archive.root / "segment-logs" / SOURCE_ID / day_folder(DAYS[0])
+    late = folder / "zz-late.gz"
+    late.write_bytes(b"not gzip")
+    with pytest.raises(PartitionFailedError, match=r"zz-late\.gz"):
+        sync_partition(job(archive, state, DAYS, sender), DAYS[0])  # its two good objects are done
+    # The late object now holds copies of two of the second day's messages, received earlier.
+    second = [line for line in archive_lines(archive, DAYS[1]) if _sent_copy(line, archive)][:2]
+    assert len(second) == 2
+    late.write_bytes(gzip.compress(b"\n".join(second) + b"\n"))
+    sync_partition(job(archive, state, DAYS, sender), DAYS[1])
+    assert len(list(index_root(state, "idx").rglob("*.parquet"))) == 1  # the late object alone
+    sync_partition(job(archive, state, DAYS, sender), DAYS[0])
+    ids = [e["record"]["id"] for e in sender.events]
+    assert len(ids) == len(set(ids)) and {_id(line) for line in second} <= set(ids)
+
+
+def _id(line: bytes) -> str:
+    return orjson.loads(line)["messageId"]
+
+
+def _sent_copy(line: bytes, archive: SampleManifest) -> bool:
+    """A line whose message is sent from the second day (a valid track event, not a duplicate)."""
+    try:
+        expected = archive.expected_events.get(_id(line))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return False
+    return expected is not None and expected.day == DAYS[1]
+
+
+def archive_lines(archive: SampleManifest, day: date) -> list[bytes]:
+    folder = archive.root / "segment-logs" / SOURCE_ID / day_folder(day)
+    return [line for path in sorted(folder.glob("*.gz")) for line in gzip.decompress(path.read_bytes()).splitlines()]
