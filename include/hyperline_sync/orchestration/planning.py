@@ -28,7 +28,14 @@ def plan(
     """The run's days in groups; a failure is also written down (with `run_id`) for summarize to name.
     `lookback_days` overrides the pipeline's (the daily DAG: one run, one day)."""
     try:
-        return _plan(pipeline_name, params, data_interval, run_after, lookback_days)
+        config, pipeline = load_pipeline(pipeline_name)
+        days = plan_days(
+            params=params,
+            data_interval=data_interval,
+            run_after=run_after,
+            lookback_days=pipeline.tuning.lookback_days if lookback_days is None else lookback_days,
+            failed_partitions=lambda: ledger_for(config).failed_partitions(pipeline.name),
+        )
     except Exception as exc:
         if run_id is not None:
             with contextlib.suppress(Exception):  # the config itself may be what failed
@@ -36,23 +43,6 @@ def plan(
                 write_plan_failure(output_location(config), pipeline.name, run_id, f"{type(exc).__name__}: {exc}",
                                    hyperline_secrets(pipeline))
         raise
-
-
-def _plan(
-    pipeline_name: str,
-    params: dict,
-    data_interval: tuple[dt.datetime, dt.datetime] | None,
-    run_after: dt.datetime,
-    lookback_days: int | None = None,
-) -> list[list[str]]:
-    config, pipeline = load_pipeline(pipeline_name)
-    days = plan_days(
-        params=params,
-        data_interval=data_interval,
-        run_after=run_after,
-        lookback_days=pipeline.tuning.lookback_days if lookback_days is None else lookback_days,
-        failed_partitions=lambda: ledger_for(config).failed_partitions(pipeline.name),
-    )
     groups = group_days(days)
     log.info("pipeline %s: %d partitions in %d tasks: %s", pipeline.name, len(days), len(groups),
              ", ".join(d.isoformat() for d in days[:10]) + (" ..." if len(days) > 10 else ""))
