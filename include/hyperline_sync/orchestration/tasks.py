@@ -1,9 +1,11 @@
-"""The bodies of the DAG's three tasks, kept out of the DAG file so they read (and test) as Python.
+"""The bodies of the DAG's sync and summarize tasks, kept out of the DAG file so they read (and test) as Python.
 
-`plan` turns the run's params and interval into groups of days, `sync` runs `sync_partition` for
-each day of one group, `summarize` gathers the outcomes into the run report and fails the run when
-any partition failed, or says why planning failed. Only this module and the DAG file know about
-Airflow run context. Error texts leave here without the Hyperline API key or any `Bearer` token.
+`sync` runs `sync_partition` for each day of one group, `summarize` gathers the outcomes into the run
+report and fails the run when any partition failed, or says why planning failed (`planning.plan` is
+the plan task's body, `runtime` what every body reads first). This module imports the whole sync
+pipeline (pandas, pyarrow, the sources, the provider): the DAG file imports it inside the task bodies
+that need it, never at parse time. Error texts leave here without the Hyperline API key or any
+`Bearer` token.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from typing import IO, Any, NoReturn
 import orjson
 
 from hyperline_provider.exceptions import HyperlineAuthError, HyperlineRequestError
-from hyperline_sync.config import Config, PipelineConfig, read_pipelines
+from hyperline_sync.config import Config, PipelineConfig
 from hyperline_sync.insight.run_files import write_run_insight
 from hyperline_sync.insight.usage import UsageTally, write_usage_part
+from hyperline_sync.orchestration.runtime import hyperline_secrets, ledger_for, load_pipeline, output_location
 from hyperline_sync.orchestration.sender import make_sender
 from hyperline_sync.pipeline.breaker import CircuitBreaker
-from hyperline_sync.pipeline.partitions import group_days, plan_days
 from hyperline_sync.pipeline.ports import Sender
 from hyperline_sync.pipeline.replay import replay_dead_letters
 from hyperline_sync.pipeline.sync import (
@@ -37,11 +39,9 @@ from hyperline_sync.sources.base import open_source
 from hyperline_sync.state.ledger import (
     DONE,
     FAILED,
-    Ledger,
     LedgerError,
     PartitionBusyError,
     attempt_owner,
-    open_ledger,
 )
 from hyperline_sync.state.report import (
     PartitionOutcome,
@@ -50,7 +50,6 @@ from hyperline_sync.state.report import (
     read_plan_failure,
     render_table,
     write_outcome,
-    write_plan_failure,
     write_report,
 )
 from hyperline_sync.state.retention import prune_expired
@@ -75,72 +74,6 @@ class SyncError(RuntimeError):
     fatal = False
 
 
-def load_pipeline(name: str) -> tuple[Config, PipelineConfig]:
-    """The config as it is now: tasks read it at run time, not from the DAG file's parse. Another
-    pipeline's config error does not stop this one (as it does not remove its DAG)."""
-    return read_pipelines().pipeline(name)
-
-
-def ledger_for(config: Config, secrets: tuple[str, ...] = ()) -> Ledger:
-    return open_ledger(config.state.ledger_conn_id, config.state.dir, secrets)
-
-
-def output_location(config: Config) -> Location:
-    """Where reports, outcomes and dry-run output go: a folder, or a prefix in object storage."""
-    return locations(config.state)[1]
-
-
-def hyperline_secrets(pipeline: PipelineConfig) -> tuple[str, ...]:
-    """The API key of the pipeline's Hyperline connection, to redact from error texts (none if unknown)."""
-    from airflow.sdk import BaseHook
-
-    try:
-        password = BaseHook.get_connection(pipeline.hyperline_conn_id).password
-    except Exception:  # no such connection: then no key can leak either
-        return ()
-    return (password,) if password else ()
-
-
-def plan(
-    pipeline_name: str,
-    params: dict,
-    data_interval: tuple[dt.datetime, dt.datetime] | None,
-    run_after: dt.datetime,
-    run_id: str | None = None,
-    lookback_days: int | None = None,
-) -> list[list[str]]:
-    """The run's days in groups; a failure is also written down (with `run_id`) for summarize to name.
-    `lookback_days` overrides the pipeline's (the daily DAG: one run, one day)."""
-    try:
-        return _plan(pipeline_name, params, data_interval, run_after, lookback_days)
-    except Exception as exc:
-        if run_id is not None:
-            with contextlib.suppress(Exception):  # the config itself may be what failed
-                config, pipeline = load_pipeline(pipeline_name)
-                write_plan_failure(output_location(config), pipeline.name, run_id, f"{type(exc).__name__}: {exc}",
-                                   hyperline_secrets(pipeline))
-        raise
-
-
-def _plan(
-    pipeline_name: str,
-    params: dict,
-    data_interval: tuple[dt.datetime, dt.datetime] | None,
-    run_after: dt.datetime,
-    lookback_days: int | None = None,
-) -> list[list[str]]:
-    config, pipeline = load_pipeline(pipeline_name)
-    days = plan_days(
-        params=params,
-        data_interval=data_interval,
-        run_after=run_after,
-        lookback_days=pipeline.tuning.lookback_days if lookback_days is None else lookback_days,
-        failed_partitions=lambda: ledger_for(config).failed_partitions(pipeline.name),
-    )
-    groups = group_days(days)
-    log.info("pipeline %s: %d partitions in %d tasks: %s", pipeline.name, len(days), len(groups),
-             ", ".join(d.isoformat() for d in days[:10]) + (" ..." if len(days) > 10 else ""))
-    return groups
 
 
 def sync(

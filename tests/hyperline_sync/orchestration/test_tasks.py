@@ -12,7 +12,7 @@ import pytest
 
 from hyperline_devtools.sample_archive import SampleManifest, generate_archive
 from hyperline_provider.exceptions import HyperlineAuthError
-from hyperline_sync.orchestration import tasks
+from hyperline_sync.orchestration import planning, tasks
 from hyperline_sync.pipeline.partitions import PlanError
 from hyperline_sync.pipeline.sync import dry_run_dir
 from tests.dag_runs import run_dag, use_pipeline
@@ -141,7 +141,7 @@ def test_secrets_in_an_error_reach_no_sink(state: Path, monkeypatch: pytest.Monk
 def test_a_failed_plan_makes_summarize_say_planning_failed(state: Path) -> None:
     backwards = {"start": LABELS[2], "end": LABELS[0]}
     with pytest.raises(PlanError):
-        tasks.plan(PIPELINE, backwards, None, dt.datetime.now(dt.UTC), run_id=RUN)
+        planning.plan(PIPELINE, backwards, None, dt.datetime.now(dt.UTC), run_id=RUN)
     with pytest.raises(tasks.RunFailedError, match=r"planning failed, nothing was synced: PlanError: end \("):
         tasks.summarize(PIPELINE, None, backwards, RUN)
     with pytest.raises(tasks.RunFailedError, match="the plan task left no plan and no error"):
