@@ -3,10 +3,8 @@
     .venv/bin/python bench/bench_pipeline.py                       # 1M lines over 3 days, 3 fresh processes
     .venv/bin/python bench/bench_pipeline.py --lines 100000 3000000 --runs 1
     .venv/bin/python bench/bench_pipeline.py --parallel            # plus two days synced by two processes at once
-    .venv/bin/python bench/bench_pipeline.py --profile             # plus a cProfile of one run (top 5 printed;
-                                                                   # the sync's process, with the last --processes)
+    .venv/bin/python bench/bench_pipeline.py --profile             # plus a cProfile of one run (top 5 printed)
     .venv/bin/python bench/bench_pipeline.py --sender null         # what the sync costs without sending
-    .venv/bin/python bench/bench_pipeline.py --processes 1 2       # one row per tuning.processes (default: 1)
 
 `--sender` attributes the time of the send path: `hook` (the default) is the real HyperlineHook to
 the emulator; `encode` only encodes each batch with orjson in the send thread, as the hook does;
@@ -16,16 +14,17 @@ Each run is a fresh subprocess with fresh state (ledger, dedup ids, reports) tha
 `hyperline_sync.pipeline.sync.sync_partition` once per day with a SyncJob built the way `tasks.sync` builds it
 (SQLite ledger, circuit breaker, the real HyperlineHook with the pipeline's tuning), against the
 Hyperline emulator in its own process (`--no-store`: it parses, validates and counts every event,
-keeps none; it sets TCP_NODELAY) on 127.0.0.1. Peak RSS is the child's high-water mark (VmHWM): the
-whole process, imports included; with `--processes` above 1, *worker MB* is the largest high-water
-mark of its worker processes (`unit_pool`), sampled every 0.1 s while they live, and *CPU s* counts
-the workers' CPU too.
+keeps none; it sets TCP_NODELAY) on 127.0.0.1. Peak RSS is the child's high-water mark (the whole
+process, imports included); with `tuning.processes` above 1 the child syncs through a pool of worker
+processes, and the parent samples the tree: the child, each worker, and their sum. *CPU s* is the
+child's and its workers' (reaped by the sync, so their getrusage counts), *main* the child's main thread.
+
+    .venv/bin/python bench/bench_pipeline.py --processes 2      # the pool (when the config has the key)
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import datetime as dt
 import json
@@ -35,13 +34,23 @@ import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
-from _common import DATA, Meter, admin, archive_days, archive_for, connection_env, peak_rss_mb, start_emulator
+from _common import (
+    DATA,
+    Meter,
+    TreeRss,
+    admin,
+    archive_days,
+    archive_for,
+    connection_env,
+    known_tuning,
+    peak_rss_mb,
+    start_emulator,
+)
 from _common import write_config as write_pipeline_config
 
 PIPELINE = "bench"
@@ -72,10 +81,8 @@ class LocalSender:
         pass
 
 
-def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: str = "hook",
-              processes: int = 1) -> dict[str, Any]:
-    """sync_partition for each day, in this process (and `processes` workers reading the objects);
-    returns the summed counts and requests."""
+def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: str = "hook") -> dict[str, Any]:
+    """sync_partition for each day, in this process; returns the summed counts and requests."""
     from hyperline_sync.config import load_config
     from hyperline_sync.orchestration import tasks
     from hyperline_sync.pipeline.breaker import CircuitBreaker
@@ -85,7 +92,6 @@ def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: 
 
     config = load_config(config_path)
     pipeline = config.pipeline(PIPELINE)
-    pipeline = pipeline.model_copy(update={"tuning": pipeline.tuning.model_copy(update={"processes": processes})})
     ledger = tasks.ledger_for(config)
     breaker = CircuitBreaker(ledger, pipeline.name, pipeline.tuning.breaker_failures,
                              dt.timedelta(minutes=pipeline.tuning.breaker_cooldown_minutes))
@@ -107,33 +113,7 @@ def sync_days(config_path: Path, days: list[dt.date], run_id: str, sender_kind: 
     return {**totals.as_dict(), "requests": requests, "retries": retries}
 
 
-class WorkerWatch:
-    """The largest VmHWM of this process's children while they live (ru_maxrss would carry the
-    parent's high-water mark into a child started by vfork/posix_spawn), and their CPU once reaped."""
-
-    def __init__(self) -> None:
-        self.peak_mb = 0.0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-        self.thread.start()
-
-    def _watch(self) -> None:
-        me = psutil.Process()
-        while not self.stop.wait(0.1):
-            for worker in me.children():
-                with contextlib.suppress(psutil.Error, OSError):
-                    status = Path(f"/proc/{worker.pid}/status").read_text()
-                    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-                    self.peak_mb = max(self.peak_mb, int(hwm.split()[1]) / 1024)
-
-    def close(self) -> tuple[float, float]:
-        self.stop.set()
-        self.thread.join()
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # exact CPU of the reaped workers
-        return self.peak_mb, children.ru_utime + children.ru_stime
-
-
-def child(config_path: Path, days: list[dt.date], profile: Path | None, sender: str, processes: int = 1) -> None:
+def child(config_path: Path, days: list[dt.date], profile: Path | None, sender: str) -> None:
     """One measured run in this fresh process; prints a JSON line."""
     import pandas  # noqa: F401 - imported before the baseline, as in bench_source.py
 
@@ -141,17 +121,17 @@ def child(config_path: Path, days: list[dt.date], profile: Path | None, sender: 
     import hyperline_sync.pipeline.sync  # noqa: F401
 
     baseline = peak_rss_mb()
-    watch = WorkerWatch()
     cpu, main_cpu, started = time.process_time(), time.thread_time(), time.perf_counter()
     if profile is None:
-        result = sync_days(config_path, days, "bench", sender, processes)
+        result = sync_days(config_path, days, "bench", sender)
     else:
         profiler = cProfile.Profile()
-        result = profiler.runcall(sync_days, config_path, days, "bench", sender, processes)
+        result = profiler.runcall(sync_days, config_path, days, "bench", sender)
         profiler.dump_stats(profile)
     result["seconds"] = time.perf_counter() - started
-    result["worker_peak_rss_mb"], result["worker_cpu_seconds"] = watch.close()
-    result["parent_cpu_seconds"] = time.process_time() - cpu  # every thread of this process
+    result["parent_cpu_seconds"] = time.process_time() - cpu  # every thread of the process
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's workers, reaped by the sync
+    result["worker_cpu_seconds"] = workers.ru_utime + workers.ru_stime
     result["cpu_seconds"] = result["parent_cpu_seconds"] + result["worker_cpu_seconds"]
     result["main_thread_cpu_seconds"] = time.thread_time() - main_cpu  # read, transform, dedup
     result["peak_rss_mb"] = peak_rss_mb()
@@ -177,20 +157,18 @@ class Emulator:
         self.proc.wait(timeout=10)
 
 
-def fresh_run_dir(label: str, archive: Path) -> Path:
+def fresh_run_dir(label: str, archive: Path, tuning: dict[str, Any] | None = None) -> Path:
     """A clean folder holding a config for `archive` and the run's state (ledger, ids, reports)."""
     folder = DATA / "runs" / label
     shutil.rmtree(folder, ignore_errors=True)
-    write_pipeline_config(folder / "pipelines.yaml", archive, folder / "state")
+    write_pipeline_config(folder / "pipelines.yaml", archive, folder / "state", tuning=tuning)
     (folder / "airflow").mkdir(parents=True)
     return folder
 
 
-def child_command(folder: Path, days: list[dt.date], profile: Path | None = None, sender: str = "hook",
-                  processes: int = 1) -> list[str]:
+def child_command(folder: Path, days: list[dt.date], profile: Path | None = None, sender: str = "hook") -> list[str]:
     command = [sys.executable, __file__, "--child", str(folder / "pipelines.yaml"),
-               "--child-days", *(d.isoformat() for d in days), "--child-sender", sender,
-               "--child-processes", str(processes)]
+               "--child-days", *(d.isoformat() for d in days), "--child-sender", sender]
     return command + (["--child-profile", str(profile)] if profile else [])
 
 
@@ -213,18 +191,28 @@ def _finish(result: dict[str, Any], meter: Meter, emulator: Emulator, cpu_before
 
 
 def run_pipeline(emulator: Emulator, archive: Path, days: list[dt.date], label: str,
-                 profile: Path | None = None, sender: str = "hook", processes: int = 1) -> dict[str, Any]:
-    """One fresh-process run over `days` of `archive`, with fresh state; the emulator's counters reset."""
-    folder = fresh_run_dir(label, archive)
+                 profile: Path | None = None, sender: str = "hook", processes: int | None = None) -> dict[str, Any]:
+    """One fresh-process run over `days` of `archive`, with fresh state; the emulator's counters reset.
+
+    `processes`: the config's `tuning.processes` (1: in this process; None: the config's default). A
+    config without that key runs in one process; the result's `processes` is then None.
+    """
+    tuning = known_tuning({} if processes is None else {"processes": processes})
+    folder = fresh_run_dir(label, archive, tuning)
     admin(emulator.url, "/_emulator/reset", {})
     cpu_before = emulator.cpu()
     meter = Meter(extra=[emulator.ps])
-    out = subprocess.run(child_command(folder, days, profile, sender, processes), env=child_env(folder, emulator.url),
-                         capture_output=True, text=True, check=False)
+    proc = subprocess.Popen(child_command(folder, days, profile, sender), env=child_env(folder, emulator.url),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tree = TreeRss(proc.pid)
+    stdout, stderr = proc.communicate()
+    tree.stop()
     meter.stop()
-    if out.returncode:
-        raise RuntimeError(f"pipeline run {label} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])  # "seconds": the sync itself, imports excluded
+    if proc.returncode:
+        raise RuntimeError(f"pipeline run {label} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])  # "seconds": the sync itself, imports excluded
+    result.update(processes=tuning.get("processes"), peak_parent_mb=tree.peak_root_mb,
+                  peak_worker_mb=tree.peak_child_mb, peak_total_mb=tree.peak_mb, workers=tree.max_processes - 1)
     return _finish(result, meter, emulator, cpu_before)
 
 
@@ -337,18 +325,16 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="fresh-process runs per size")
     parser.add_argument("--parallel", action="store_true", help="two days at once, one process each")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of the largest size")
+    parser.add_argument("--processes", type=int, help="tuning.processes (default: the config's)")
     parser.add_argument("--sender", choices=("hook", "encode", "null"), default="hook",
                         help="hook: the real HyperlineHook; encode/null: stand-ins that send nothing")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-days", type=dt.date.fromisoformat, nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--processes", type=int, nargs="+", default=[1],
-                        help="tuning.processes: one row per value (1: read in the sync's process)")
     parser.add_argument("--child-sender", default="hook", help=argparse.SUPPRESS)
-    parser.add_argument("--child-processes", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.child_days, args.child_profile, args.child_sender, args.child_processes)
+        child(args.child, args.child_days, args.child_profile, args.child_sender)
         return 0
 
     days = archive_days(args.days)
@@ -357,19 +343,18 @@ def main() -> int:
     try:
         print(f"emulator {emulator.url} (--no-store); {os.cpu_count()} CPUs; best of {args.runs} fresh processes; "
               f"sender: {args.sender}")
-        print(f"{'procs':>5}{'lines':>10}{'sent':>10}{'wall s':>9}{'lines/s':>11}{'sent/s':>10}{'requests':>9}"
+        print(f"{'lines':>10}{'sent':>10}{'wall s':>9}{'lines/s':>11}{'sent/s':>10}{'requests':>9}"
               f"{'peak RSS MB':>12}{'worker MB':>10}{'CPU s':>7}{'main':>6}{'emu':>6}{'load1':>12}{'others':>8}")
         for lines, archive in archives.items():
-            for processes in args.processes:
-                runs = [run_pipeline(emulator, archive, days, f"pipeline-{lines}", sender=args.sender,
-                                     processes=processes) for _ in range(args.runs)]
-                best = min(runs, key=lambda r: r["seconds"])
-                print(f"{processes:>5}{best['read']:>10}{best['sent']:>10}{best['seconds']:>9.2f}"
-                      f"{best['read'] / best['seconds']:>11,.0f}{best['sent'] / best['seconds']:>10,.0f}"
-                      f"{best['requests']:>9}{max(r['peak_rss_mb'] for r in runs):>12.0f}"
-                      f"{max(r['worker_peak_rss_mb'] for r in runs):>10.0f}{best['cpu_seconds']:>7.2f}"
-                      f"{best['main_thread_cpu_seconds']:>6.2f}{best['emulator_cpu_seconds']:>6.2f}"
-                      f"{best['load_before']:>6.2f}{best['load_after']:>6.2f}{best['others_cores']:>8.2f}")
+            runs = [run_pipeline(emulator, archive, days, f"pipeline-{lines}", sender=args.sender,
+                                 processes=args.processes) for _ in range(args.runs)]
+            best = min(runs, key=lambda r: r["seconds"])
+            print(f"{best['read']:>10}{best['sent']:>10}{best['seconds']:>9.2f}{best['read'] / best['seconds']:>11,.0f}"
+                  f"{best['sent'] / best['seconds']:>10,.0f}{best['requests']:>9}"
+                  f"{max(r['peak_rss_mb'] for r in runs):>12.0f}{max(r['peak_worker_mb'] for r in runs):>10.0f}"
+                  f"{best['cpu_seconds']:>7.2f}"
+                  f"{best['main_thread_cpu_seconds']:>6.2f}{best['emulator_cpu_seconds']:>6.2f}"
+                  f"{best['load_before']:>6.2f}{best['load_after']:>6.2f}{best['others_cores']:>8.2f}")
         if args.parallel:
             archive = archives[max(archives)]
             pair = days[:2]
@@ -383,7 +368,7 @@ def main() -> int:
             lines = max(archives)
             profile = DATA / "runs" / "pipeline.prof"
             run = run_pipeline(emulator, archives[lines], days, "profile", profile=profile, sender=args.sender,
-                               processes=args.processes[-1])
+                               processes=args.processes)
             print(f"cProfile of {lines} lines ({run['seconds']:.1f}s with the profiler on): {profile}")
             print(render_costs(top_costs(profile), stage_breakdown(profile)))
     finally:

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 from hyperline_sync.config.mapping import MappingConfig
 from hyperline_sync.config.models import PipelineConfig, S3ArchiveSourceConfig
 from hyperline_sync.pipeline.transform import ChunkResult, transform_chunk
+from hyperline_sync.sources.archive.ids import object_message_ids
 from hyperline_sync.sources.archive.listing import ArchiveObject, list_partition
 from hyperline_sync.sources.archive.reading import iter_line_chunks
 from hyperline_sync.sources.archive.store import ArchiveStore, S3ClientSettings, open_store, s3_client_settings
@@ -39,6 +40,11 @@ class PartitionSource(Protocol[U]):
     def list_units(self, day: dt.date) -> list[U]: ...
 
     def chunks(self, unit: U, chunk_size: int) -> Iterator[ChunkResult]: ...
+
+    def message_ids(self, unit: U, chunk_size: int) -> list[str]:
+        """The messageIds the unit's chunks can hold (a superset will do), read as cheaply as the
+        source allows: later days of the dedup window drop them (`pipeline.id_index`)."""
+        ...
 
 
 def archive_chunks(store: ArchiveStore, mapping: MappingConfig, unit: ArchiveObject,
@@ -79,6 +85,9 @@ class ArchiveReader:
 
     def open(self) -> ArchiveStore:
         return open_store(self.config, self.s3)
+
+    def message_ids(self, unit: ArchiveObject, chunk_size: int) -> list[str]:
+        return object_message_ids(self.store, unit)
 
 
 def open_source(pipeline: PipelineConfig) -> PartitionSource[Any]:
