@@ -69,6 +69,9 @@ class ArchiveSource:
     def chunks(self, unit: ArchiveObject, chunk_size: int) -> Iterator[ChunkResult]:
         return archive_chunks(self.store, self.mapping, unit, chunk_size)
 
+    def message_ids(self, unit: ArchiveObject, chunk_size: int) -> list[str]:
+        return object_message_ids(self.store, unit)
+
     def handover(self) -> ArchiveReader:
         """What a worker process needs to read this source's units, the connection resolved here."""
         s3 = None if self.config.scheme == "file" else s3_client_settings(self.config.aws_conn_id)
@@ -85,9 +88,6 @@ class ArchiveReader:
 
     def open(self) -> ArchiveStore:
         return open_store(self.config, self.s3)
-
-    def message_ids(self, unit: ArchiveObject, chunk_size: int) -> list[str]:
-        return object_message_ids(self.store, unit)
 
 
 def open_source(pipeline: PipelineConfig) -> PartitionSource[Any]:
