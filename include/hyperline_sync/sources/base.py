@@ -70,7 +70,7 @@ class ArchiveSource:
         return archive_chunks(self.store, self.mapping, unit, chunk_size)
 
     def message_ids(self, unit: ArchiveObject, chunk_size: int) -> list[str]:
-        return object_message_ids(self.store, unit)
+        return object_message_ids(self.store, unit, chunk_size)
 
     def handover(self) -> ArchiveReader:
         """What a worker process needs to read this source's units, the connection resolved here."""

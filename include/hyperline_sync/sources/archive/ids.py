@@ -10,15 +10,17 @@ as it has none in the transform (it is dead-lettered there).
 
 from __future__ import annotations
 
+import logging
+
 import msgspec
 
 from hyperline_sync.sources.archive.listing import ArchiveObject
-from hyperline_sync.sources.archive.reading import MAX_LINE_BYTES, iter_line_chunks
+from hyperline_sync.sources.archive.reading import MAX_LINE_BYTES, CorruptObjectError, iter_line_chunks
 from hyperline_sync.sources.archive.store import ArchiveStore
 
 __all__ = ["object_message_ids"]
 
-_ID_CHUNK_LINES = 50_000
+log = logging.getLogger(__name__)
 
 
 class _Identity(msgspec.Struct):
@@ -29,21 +31,32 @@ class _Identity(msgspec.Struct):
 _DECODE = msgspec.json.Decoder(_Identity).decode
 
 
-def object_message_ids(store: ArchiveStore, obj: ArchiveObject) -> list[str]:
-    """The messageIds of the object's track lines, in line order (ArchiveReadError if unreadable)."""
+def object_message_ids(store: ArchiveStore, obj: ArchiveObject, chunk_lines: int) -> list[str]:
+    """The messageIds of the object's track lines, in line order. Of an object whose bytes are
+    broken (CorruptObjectError), those of the chunks before the break, exactly what its own day's
+    sync reads of it in chunks of `chunk_lines`. Any other read error (access, network, a missing
+    object) is raised: the object may be read whole later."""
     ids: list[str] = []
-    add = ids.append
-    for chunk in iter_line_chunks(store, obj, _ID_CHUNK_LINES):
-        for line in chunk.lines:
-            if len(line) > MAX_LINE_BYTES:
-                continue
-            try:
-                if not line.isascii():
-                    line.decode()  # as the transform: invalid UTF-8 anywhere makes the line malformed
-                message = _DECODE(line)
-            except (msgspec.DecodeError, ValueError):
-                continue
-            message_id = message.messageId
-            if message.type == "track" and type(message_id) is str and message_id and not message_id.isspace():
-                add(message_id)
+    try:
+        for chunk in iter_line_chunks(store, obj, chunk_lines):
+            _add_ids(chunk.lines, ids)
+    except CorruptObjectError as exc:
+        log.warning("object %s: %s; its ids are those of the %d track lines before the break", obj.key,
+                    exc.reason, len(ids))
     return ids
+
+
+def _add_ids(lines: list[bytes], ids: list[str]) -> None:
+    add = ids.append
+    for line in lines:
+        if len(line) > MAX_LINE_BYTES:
+            continue
+        try:
+            if not line.isascii():
+                line.decode()  # as the transform: invalid UTF-8 anywhere makes the line malformed
+            message = _DECODE(line)
+        except (msgspec.DecodeError, ValueError):
+            continue
+        message_id = message.messageId
+        if message.type == "track" and type(message_id) is str and message_id and not message_id.isspace():
+            add(message_id)

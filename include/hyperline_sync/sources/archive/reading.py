@@ -23,13 +23,18 @@ from isal import isal_zlib  # Intel ISA-L: zlib's API, inflates ~2.3x faster (th
 from hyperline_sync.sources.archive.listing import ArchiveObject
 from hyperline_sync.sources.archive.store import ArchiveReadError, ArchiveStore
 
-__all__ = ["CHUNK_BYTE_BUDGET", "MAX_LINE_BYTES", "LineChunk", "iter_line_chunks"]
+__all__ = ["CHUNK_BYTE_BUDGET", "MAX_LINE_BYTES", "CorruptObjectError", "LineChunk", "iter_line_chunks"]
 
 MAX_LINE_BYTES = 1 << 20
 CHUNK_BYTE_BUDGET = 64 << 20
 _INFLATE_BLOCK = 256 << 10
 _GZIP_MAGIC = b"\x1f\x8b"
 _BLANK = b" \t\r\n"
+
+
+class CorruptObjectError(ArchiveReadError):
+    """The object's bytes themselves are broken (not gzip, corrupt or truncated gzip): no read gets
+    further than the lines before the break, now or later, until the object is rewritten."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,7 @@ def _inflated(raw: Iterator[bytes], key: str) -> Iterator[bytes]:
     if head[:2] != _GZIP_MAGIC:
         text = head.lstrip(_BLANK)
         if text and text[:1] != b"{":
-            raise ArchiveReadError(key, f"not gzip: starts with bytes {head[:4].hex(' ')}, neither the gzip magic "
+            raise CorruptObjectError(key, f"not gzip: starts with bytes {head[:4].hex(' ')}, neither the gzip magic "
                                         "1f 8b nor an uncompressed NDJSON object")
         if head:
             yield head
@@ -146,7 +151,7 @@ def _inflated(raw: Iterator[bytes], key: str) -> Iterator[bytes]:
             try:
                 out = inflater.decompress(data, _INFLATE_BLOCK)
             except isal_zlib.error as exc:  # type: ignore[misc]  # isal's stub types `error` as an instance
-                raise ArchiveReadError(key, f"corrupt gzip data ({exc})") from exc
+                raise CorruptObjectError(key, f"corrupt gzip data ({exc})") from exc
             if out:
                 yield out
             if inflater.eof:
@@ -158,7 +163,7 @@ def _inflated(raw: Iterator[bytes], key: str) -> Iterator[bytes]:
                     break
         block = next(raw, None)
     if not inflater.eof:
-        raise ArchiveReadError(key, "truncated gzip stream (unexpected end of object)")
+        raise CorruptObjectError(key, "truncated gzip stream (unexpected end of object)")
 
 
 def _line_lists(blocks: Iterator[bytes]) -> Iterator[list[bytes]]:
