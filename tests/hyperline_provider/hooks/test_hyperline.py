@@ -9,6 +9,7 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -452,6 +453,24 @@ def test_401_costs_one_request_even_with_batches_in_flight(emulator: Emulator, c
 
     with pytest.raises(HyperlineAuthError):
         hook.send_events(make_events(100))
+
+    assert emulator.requests == 1 and emulator.statuses == {401: 1}
+
+
+def test_a_401_costs_one_request_across_threads_and_the_key_is_not_tried_again(
+        emulator: Emulator, connect, make_hook) -> None:
+    # Two threads send at once (the sync sends a chunk while the previous one's answers come): one
+    # request tries the key; the other call fails on its refusal without a request, as does a later one.
+    hook = make_hook(connect(password="test_wrong_secret_79"), batch_size=10)
+    emulator.set_faults(Faults(latency_ms=100))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        calls = [pool.submit(hook.send_events, make_events(30, prefix=prefix)) for prefix in "ab"]
+    for call in calls:
+        with pytest.raises(HyperlineAuthError):
+            call.result()
+    with pytest.raises(HyperlineAuthError):
+        hook.send_events(make_events(5))
 
     assert emulator.requests == 1 and emulator.statuses == {401: 1}
 
