@@ -6,6 +6,12 @@ A chunk's events are sent from a worker thread while the source reads and transf
 chunk, in slices of SLICE_BATCHES batches, each checkpointed as soon as Hyperline answered it; the
 chunk is settled (counted, its transform rejects dead-lettered, checkpointed whole) in the main
 thread before the next chunk is counted, so at most two chunks of events are held at once.
+
+So that a round trip does not drain the wire at every chunk, the next chunk's first slice goes out
+while the previous chunk's answers are still coming (a second send thread); its answer is accounted
+and checkpointed only once that chunk is settled, so checkpoints stay in order. At most
+IN_FLIGHT_BATCHES batches are thus posted and not yet checkpointed: what a fault can make a rerun
+post again.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ log = logging.getLogger(__name__)
 
 EVENT_FIELDS = ("customer_id", "event_type", "timestamp", "record")
 MIN_REJECTED = 100  # refusals below this many never fail a partition as systemic
-SLICE_BATCHES = 2  # batches per send (the hook's max_in_flight): what a fault can make a rerun post again
+SLICE_BATCHES = 2  # batches per send (the hook's max_in_flight), checkpointed together
+IN_FLIGHT_BATCHES = 2 * SLICE_BATCHES  # a chunk's slice and the next chunk's first: what a rerun may post again
 
 
 class PartitionFailedError(RuntimeError):
@@ -135,7 +142,7 @@ class UnitSync:
     def run(self, seen: SeenIds) -> Counts:
         """Sync the unit; its counts (this run's) are added to the outcome whatever happens."""
         job, resumed = self.job, self.chunks
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-send") as pool:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-send") as pool:
             try:
                 for index, result in enumerate(job.source.chunks(self.unit, self.chunk_size)):
                     if self.corrections is not None:
@@ -163,7 +170,6 @@ class UnitSync:
     def _chunk(self, result: ChunkResult, seen: SeenIds, pool: ThreadPoolExecutor) -> None:
         job = self.job
         fresh, duplicates = seen.filter(result.events)
-        self._settle()  # the previous chunk is settled (and checkpointed) before this one is counted
         # Counted once settled: of a chunk whose send did not end, only the slices that did count.
         chunk = Counts(read=result.read, skipped=result.skipped, rejected=result.rejected, duplicates=duplicates)
         if self.answered:  # the chunk an earlier attempt was in: its answered slices are not sent again
@@ -172,6 +178,10 @@ class UnitSync:
             self.outcome.resumed += int(done.sum())
             fresh, self.answered = fresh[~done], frozenset()
         self.outcome.dropped_properties += result.dropped_properties
+        if not (fresh.empty or job.dry_run):
+            self._send_ahead(to_events(fresh), fresh, chunk, result.rejects, pool)
+            return
+        self._settle()  # the previous chunk is settled (and checkpointed) before this one is counted
         if fresh.empty:
             self._chunk_done(chunk, result.rejects)
             return
@@ -184,12 +194,28 @@ class UnitSync:
             if job.event_sink is not None:
                 job.event_sink(self.partition, events)
             self._chunk_done(chunk, result.rejects)
-            return
-        self.in_flight = pool.submit(self._send, events, fresh), chunk, result.rejects
 
-    def _send(self, events: list[dict], fresh: pd.DataFrame) -> None:
-        """In the send thread: the chunk's events, a slice (SLICE_BATCHES batches) at a time, each
-        slice accounted and checkpointed as soon as Hyperline has answered it."""
+    def _send_ahead(self, events: list[dict], fresh: pd.DataFrame, chunk: Counts, rejects: list[dict],
+                    pool: ThreadPoolExecutor) -> None:
+        """Start sending the chunk, then settle the previous one while its answers are still coming in
+        (one whose send has ended is settled first: after a failure nothing more is posted)."""
+        if self.in_flight is not None and self.in_flight[0].done():
+            self._settle()
+        turn: Future[bool] = Future()  # True once the previous chunk is settled; False: it failed
+        sending = pool.submit(self._send, events, fresh, turn)
+        try:
+            self._settle()
+        except BaseException:
+            turn.set_result(False)
+            raise
+        turn.set_result(True)
+        self.in_flight = sending, chunk, rejects
+
+    def _send(self, events: list[dict], fresh: pd.DataFrame, turn: Future[bool]) -> None:
+        """In a send thread: the chunk's events, a slice (SLICE_BATCHES batches) at a time, each
+        slice accounted and checkpointed as soon as Hyperline has answered it. The first slice may go
+        out before the previous chunk is settled: its answer waits for `turn`, and is dropped (a
+        rerun posts that slice again) when that chunk failed."""
         job, step = self.job, job_slice(self.job)
         assert job.sender is not None and self.checkpoint is not None  # a real run (not a dry run) sends
         ids, lines = fresh["message_id"].tolist(), fresh["line_no"].tolist()
@@ -201,9 +227,11 @@ class UnitSync:
             try:
                 sent = job.sender.send_events(events[start:start + step], prevalidated=True)
             except HyperlineUnavailableError as exc:
-                if job.breaker is not None:
+                if turn.result() and job.breaker is not None:
                     job.breaker.failure(exc)
                 raise
+            if not turn.result():
+                return
             if job.breaker is not None:
                 job.breaker.success()
             acked, refused = self._account(sent, ids[start:start + step], lines[start:start + step])
