@@ -3,24 +3,26 @@ acknowledged ids and checkpoints (`state.checkpoint`), and the partition's guard
 that refuses everything.
 
 A chunk's events are sent from a worker thread while the source reads and transforms the next
-chunk, in slices of SLICE_BATCHES batches, each checkpointed as soon as Hyperline answered it; the
-chunk is settled (counted, its transform rejects dead-lettered, checkpointed whole) in the main
-thread before the next chunk is counted, so at most two chunks of events are held at once.
+chunk, in slices of SLICE_BATCHES batches, each checkpointed as soon as Hyperline answered it. The
+chunks are settled (counted, their transform rejects dead-lettered, checkpointed whole) in order, in
+the main thread.
 
-So that a round trip does not drain the wire at every chunk, the next chunk's first slice goes out
-while the previous chunk's answers are still coming (a second send thread); its answer is accounted
-and checkpointed only once that chunk is settled, so checkpoints stay in order. At most
-IN_FLIGHT_BATCHES batches are thus posted and not yet checkpointed: what a fault can make a rerun
-post again.
+So that a round trip does not drain the wire at every chunk, up to CHUNKS_IN_FLIGHT chunks are sent
+at once, each from its own thread: a chunk's first slice goes out while the earlier chunks' answers
+are still coming, and its answer is accounted and checkpointed only once the chunk before it is
+settled, so checkpoints stay in order. At most IN_FLIGHT_BATCHES batches are thus posted and not yet
+checkpointed: what a fault can make a rerun post again. At most CHUNKS_IN_FLIGHT + 1 chunks of events
+are held at once (those being sent, and the one the source is reading).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -45,7 +47,18 @@ log = logging.getLogger(__name__)
 EVENT_FIELDS = ("customer_id", "event_type", "timestamp", "record")
 MIN_REJECTED = 100  # refusals below this many never fail a partition as systemic
 SLICE_BATCHES = 2  # batches per send (the hook's max_in_flight), checkpointed together
-IN_FLIGHT_BATCHES = 2 * SLICE_BATCHES  # a chunk's slice and the next chunk's first: what a rerun may post again
+CHUNKS_IN_FLIGHT = 2  # chunks being sent at once: a round trip is hidden behind the other's send
+IN_FLIGHT_BATCHES = CHUNKS_IN_FLIGHT * SLICE_BATCHES  # one slice each on the wire: what a rerun may post again
+
+
+class _Sending(NamedTuple):
+    """A chunk being sent: its send, its counts and transform rejects (settled with it), and whether
+    the chunk before it is settled (``turn``)."""
+
+    future: Future[None]
+    chunk: Counts
+    rejects: list[dict]
+    turn: Future[bool]
 
 
 class PartitionFailedError(RuntimeError):
@@ -112,7 +125,7 @@ class UnitSync:
         self.answered: frozenset[str] = frozenset()  # of the chunk resumed mid-way, what was answered
         self.partial = Counts()  # the settled slices of the chunk in flight
         self.acked: list[str] = []  # a dry run's delivered ids (a real run's are in the checkpoint)
-        self.in_flight: tuple[Future[None], Counts, list[dict]] | None = None
+        self.in_flight: deque[_Sending] = deque()  # oldest first
         self.corrections = UnitCorrections.for_unit(job, unit)  # None with corrections: off
 
     @property
@@ -142,7 +155,7 @@ class UnitSync:
     def run(self, seen: SeenIds) -> Counts:
         """Sync the unit; its counts (this run's) are added to the outcome whatever happens."""
         job, resumed = self.job, self.chunks
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-send") as pool:
+        with ThreadPoolExecutor(max_workers=CHUNKS_IN_FLIGHT, thread_name_prefix="sync-send") as pool:
             try:
                 for index, result in enumerate(job.source.chunks(self.unit, self.chunk_size)):
                     if self.corrections is not None:
@@ -154,8 +167,8 @@ class UnitSync:
                     self._chunk(result, seen, pool)
                 self._settle()
             except BaseException as exc:
-                if self.in_flight is not None:
-                    # Count what the send in flight delivered, as if it had ended before the error.
+                if self.in_flight:
+                    # Count what the sends in flight delivered, as if they had ended before the error.
                     with contextlib.suppress(Exception):
                         self._settle()
                 self.counts.add(self.partial)  # the answered slices of a chunk cut short
@@ -197,25 +210,21 @@ class UnitSync:
 
     def _send_ahead(self, events: list[dict], fresh: pd.DataFrame, chunk: Counts, rejects: list[dict],
                     pool: ThreadPoolExecutor) -> None:
-        """Start sending the chunk, then settle the previous one while its answers are still coming in
-        (one whose send has ended is settled first: after a failure nothing more is posted)."""
-        if self.in_flight is not None and self.in_flight[0].done():
-            self._settle()
-        turn: Future[bool] = Future()  # True once the previous chunk is settled; False: it failed
-        sending = pool.submit(self._send, events, fresh, turn)
-        try:
-            self._settle()
-        except BaseException:
-            turn.set_result(False)
-            raise
-        turn.set_result(True)
-        self.in_flight = sending, chunk, rejects
+        """Start sending the chunk while the earlier ones' answers are still coming. The oldest is settled
+        first when CHUNKS_IN_FLIGHT are being sent, or when its send has ended (after a failure nothing
+        more is posted)."""
+        while self.in_flight and (len(self.in_flight) >= CHUNKS_IN_FLIGHT or self.in_flight[0].future.done()):
+            self._settle_oldest()
+        turn: Future[bool] = Future()  # True once the chunk before is settled; False: it failed
+        if not self.in_flight:
+            turn.set_result(True)
+        self.in_flight.append(_Sending(pool.submit(self._send, events, fresh, turn), chunk, rejects, turn))
 
     def _send(self, events: list[dict], fresh: pd.DataFrame, turn: Future[bool]) -> None:
         """In a send thread: the chunk's events, a slice (SLICE_BATCHES batches) at a time, each
         slice accounted and checkpointed as soon as Hyperline has answered it. The first slice may go
-        out before the previous chunk is settled: its answer waits for `turn`, and is dropped (a
-        rerun posts that slice again) when that chunk failed."""
+        out before the chunk before is settled: its answer waits for `turn`, and is dropped (a rerun
+        posts that slice again) when that chunk failed."""
         job, step = self.job, job_slice(self.job)
         assert job.sender is not None and self.checkpoint is not None  # a real run (not a dry run) sends
         ids, lines = fresh["message_id"].tolist(), fresh["line_no"].tolist()
@@ -255,15 +264,28 @@ class UnitSync:
         return [i for i in ids if i not in failed_ids], [i for i in ids if i in failed_ids]
 
     def _settle(self) -> None:
-        """Wait for the chunk in flight, if any; once all of it is answered, count and checkpoint it."""
-        if self.in_flight is None:
-            return
-        (future, chunk, rejects), self.in_flight = self.in_flight, None
-        future.result()  # its error, if any, once the slices answered before it are accounted
+        """Settle every chunk in flight, oldest first."""
+        while self.in_flight:
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        """Wait for the oldest chunk in flight; once all of it is answered, count and checkpoint it, and
+        let the next one account its answers. If it failed, the later ones' answers are dropped."""
+        sending = self.in_flight.popleft()
+        try:
+            sending.future.result()  # its error, if any, once the slices answered before it are accounted
+        except BaseException:
+            for later in self.in_flight:
+                later.turn.set_result(False)
+            self.in_flight.clear()
+            raise
+        chunk = sending.chunk
         chunk.sent += self.partial.sent
         chunk.rejected += self.partial.rejected
         self.partial = Counts()
-        self._chunk_done(chunk, rejects)
+        self._chunk_done(chunk, sending.rejects)
+        if self.in_flight:
+            self.in_flight[0].turn.set_result(True)
 
     def _chunk_done(self, chunk: Counts, rejects: list[dict]) -> None:
         for reject in rejects:
