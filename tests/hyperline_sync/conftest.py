@@ -6,13 +6,15 @@
 - `moto_server`, `aws_conn_id`, `s3_client`: in tests/conftest.py (shared with the DAG tests).
 - `s3_sample_source`: S3ArchiveSourceConfig of the same archive uploaded to a bucket (session).
 - `run_partition`: runs one day through the real `sync_partition`, with a recording sender -> PartitionRun.
+- `hyperline_emulator`: the Hyperline emulator (in-process) and the connection HYPERLINE_CONN_ID to it.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from hyperline_devtools.emulator import Emulator
 from hyperline_devtools.sample_archive import SampleManifest, generate_archive
 from hyperline_sync.config.mapping import MappingConfig
 from hyperline_sync.config.models import PipelineConfig, S3ArchiveSourceConfig, TuningConfig
@@ -34,6 +37,17 @@ SAMPLE_DAYS = [date(2026, 3, 1) + timedelta(days=i) for i in range(3)]
 SAMPLE_EVENTS_PER_DAY = 1500
 SAMPLE_BUCKET = "segment-archive"
 SAMPLE_PREFIX = "acme/prod"
+HYPERLINE_KEY = "test_sender_secret_81d2"
+HYPERLINE_CONN_ID = "hyperline_sender"
+
+
+@pytest.fixture
+def hyperline_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    """The emulator, and a ``hyperline`` connection HYPERLINE_CONN_ID to it (an AIRFLOW_CONN_* variable)."""
+    with Emulator(api_key=HYPERLINE_KEY) as emu:
+        conn = {"conn_type": "hyperline", "host": emu.url, "password": HYPERLINE_KEY}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{HYPERLINE_CONN_ID.upper()}", json.dumps(conn))
+        yield emu
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,17 +19,14 @@ from hyperline_sync.pipeline.ports import HyperlineUnavailableError
 from hyperline_sync.pipeline.sync import SyncJob, sync_partition
 from hyperline_sync.sources.base import ArchiveSource
 from hyperline_sync.state.ledger import Ledger
+from tests.hyperline_sync.conftest import HYPERLINE_CONN_ID, HYPERLINE_KEY
 
-KEY = "test_sender_secret_81d2"
-CONN_ID = "hyperline_sender"
+KEY, CONN_ID = HYPERLINE_KEY, HYPERLINE_CONN_ID
 
 
 @pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator(api_key=KEY) as emu:
-        conn = {"conn_type": "hyperline", "host": emu.url, "password": KEY}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
-        yield emu
+def emulator(hyperline_emulator: Emulator) -> Emulator:
+    return hyperline_emulator
 
 
 def pipeline(source: S3ArchiveSourceConfig | None = None) -> PipelineConfig:

@@ -6,8 +6,6 @@ IN_FLIGHT_BATCHES batches. The real hook against the emulator, which answers eac
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +20,21 @@ from hyperline_sync.pipeline.unit_sync import IN_FLIGHT_BATCHES, SLICE_BATCHES
 from hyperline_sync.sources.base import ArchiveSource
 from hyperline_sync.state.checkpoint import UnitCheckpoint
 from hyperline_sync.state.ledger import Ledger
-from tests.hyperline_sync.conftest import SAMPLE_DAYS
+from tests.hyperline_sync.conftest import HYPERLINE_CONN_ID, SAMPLE_DAYS
 
-KEY = "test_send_ahead_key"
-CONN_ID = "hyperline_send_ahead"
 BATCH = 20
 LATENCY_MS = 150  # far longer than transforming a chunk of CHUNK lines: the next chunk is always ready
 CHUNK = 100  # ~70 events: 4 batches of BATCH, 2 slices
 
 
 @pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator(api_key=KEY) as emu:
-        conn = {"conn_type": "hyperline", "host": emu.url, "password": KEY}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
-        yield emu
+def emulator(hyperline_emulator: Emulator) -> Emulator:
+    return hyperline_emulator
 
 
 def job(source: S3ArchiveSourceConfig, state: Path, run_id: str) -> SyncJob:
     tuning = TuningConfig(chunk_size=CHUNK, batch_size=BATCH, send_max_attempts=2, send_backoff_seconds=0.001)
-    pipeline = PipelineConfig(name="ahead", source=source, hyperline_conn_id=CONN_ID, tuning=tuning)
+    pipeline = PipelineConfig(name="ahead", source=source, hyperline_conn_id=HYPERLINE_CONN_ID, tuning=tuning)
     return SyncJob(pipeline=pipeline, ledger=Ledger.sqlite(state / "ledger.db"), source=ArchiveSource(pipeline),
                    state_dir=state, output_dir=state / "out", run_id=run_id, owner=run_id,
                    sender=make_sender(pipeline))
