@@ -313,6 +313,10 @@ class HyperlineClient:
         self.transport.close()
 
 
+_freeze_lock = threading.Lock()
+_freezing_sends = 0  # sends under way that froze the heap (guarded by _freeze_lock)
+
+
 @contextmanager
 def _gc_frozen() -> Iterator[None]:
     """Exempt the objects that exist before a send from cyclic GC passes during it.
@@ -320,14 +324,24 @@ def _gc_frozen() -> Iterator[None]:
     Each batch keeps thousands of event dicts alive long enough to reach the oldest generation, which
     triggers full collections; in a process holding Airflow's ~200k objects those cost more than
     validating the events. Freezing (``gc.freeze``) skips the pre-existing objects in those passes while
-    garbage made during the send is still collected; ``gc.unfreeze`` restores them at the end. Left
-    alone when something else already froze objects (e.g. a pre-fork freeze), which has the same effect.
+    garbage made during the send is still collected; ``gc.unfreeze`` restores them once no send is under
+    way (sends of several threads overlap: a send starting during another freezes the newer objects
+    too, and the last to end unfreezes). Left alone when something else already froze objects (e.g. a
+    pre-fork freeze), which has the same effect.
     """
-    if not gc.isenabled() or gc.get_freeze_count():
+    global _freezing_sends
+    with _freeze_lock:
+        ours = gc.isenabled() and (_freezing_sends > 0 or not gc.get_freeze_count())
+        if ours:
+            gc.freeze()
+            _freezing_sends += 1
+    if not ours:
         yield
         return
-    gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
+        with _freeze_lock:
+            _freezing_sends -= 1
+            if not _freezing_sends:
+                gc.unfreeze()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import logging
 import math
@@ -20,6 +21,7 @@ import requests
 from hyperline_devtools.emulator import Emulator, Faults
 from hyperline_provider import PRODUCTION_HOST, SANDBOX_HOST
 from hyperline_provider.client.answers import Kind, failed_member, read_batch_answer
+from hyperline_provider.client.client import _gc_frozen
 from hyperline_provider.client.messages import auth_message
 from hyperline_provider.client.retry import RetryPolicy
 from hyperline_provider.exceptions import HyperlineError
@@ -473,6 +475,20 @@ def test_a_401_costs_one_request_across_threads_and_the_key_is_not_tried_again(
         hook.send_events(make_events(5))
 
     assert emulator.requests == 1 and emulator.statuses == {401: 1}
+
+
+def test_overlapping_sends_keep_the_heap_frozen_until_the_last_one_ends() -> None:
+    assert gc.get_freeze_count() == 0  # nothing else froze objects in this process
+    first, second = _gc_frozen(), _gc_frozen()
+    first.__enter__()
+    frozen = gc.get_freeze_count()
+    made_since = [[i] for i in range(1000)]
+    second.__enter__()  # a send of another thread starting: the objects made since are exempt too
+    assert gc.get_freeze_count() >= frozen + len(made_since)
+    first.__exit__(None, None, None)
+    assert gc.get_freeze_count() > 0  # the second send is still under way
+    second.__exit__(None, None, None)
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_connection_without_key_fails_before_any_request(emulator: Emulator, connect, make_hook) -> None:
