@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_network.py                         # 0, 20, 50 ms; 300k lines over 3 days
     .venv/bin/python bench/bench_network.py --latency 0 50 --lines 1000000 --runs 3
+    .venv/bin/python bench/bench_network.py --runs 3 --baseline ../main   # before/after, interleaved
 
 The emulator (its own process, `--no-store`) sleeps `Faults.latency_ms` before answering each
 request, in the thread serving it, so concurrent requests wait concurrently, as over a real link.
@@ -16,8 +17,11 @@ the seed's at the same latency and against its own at 0 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,29 +78,52 @@ def seed_way(emulator: Emulator, events: list[dict]) -> dict[str, Any]:
 
 
 def measure_network(emulator: Emulator, archive: Path, days: list[dt.date], latencies: tuple[int, ...] = LATENCIES_MS,
-                    seed_count: int = 2_000, seed_count_latent: int = 300, runs: int = 1) -> list[dict[str, Any]]:
+                    seed_count: int = 2_000, seed_count_latent: int = 300, runs: int = 1,
+                    baseline: Path | None = None) -> list[dict[str, Any]]:
     """At each latency (ms), the pipeline's best of `runs` and the seed's way; the emulator's latency is
     left at 0. The latencies take turns run by run, so that the machine's load drifts over all of them
-    alike. One dict per latency: {"latency_ms", "pipeline", "seed"}, each a run's figures plus
-    "max_concurrent" (the most requests the emulator served at once)."""
+    alike. With `baseline` (another checkout, e.g. a worktree of main), the pipeline also runs with
+    its include/ and plugins/, interleaved with this code's runs. One dict per latency: {"latency_ms",
+    "pipeline", "seed"} and "baseline", each a run's figures plus "max_concurrent" (the most requests
+    the emulator served at once)."""
     events = seed_events(archive, max(seed_count, seed_count_latent))
-    pipeline: dict[int, list[dict[str, Any]]] = {latency: [] for latency in latencies}
+    codes = {"pipeline": None, **({"baseline": baseline} if baseline else {})}
+    runs_of: dict[tuple[str, int], list[dict[str, Any]]] = {(code, ms): [] for code in codes for ms in latencies}
     seed: dict[int, dict[str, Any]] = {}
     try:
         for run in range(runs):
-            for latency in latencies:
-                admin(emulator.url, "/_emulator/faults", {"latency_ms": latency})
-                result = run_pipeline(emulator, archive, days, f"network-{latency}ms")  # resets the counters
-                result["max_concurrent"] = admin(emulator.url, "/_emulator/stats")["max_concurrent"]
-                pipeline[latency].append(result)
-                if run == 0:
-                    admin(emulator.url, "/_emulator/reset", {})
-                    seed[latency] = seed_way(emulator, events[: seed_count if latency == 0 else seed_count_latent])
-                    seed[latency]["max_concurrent"] = admin(emulator.url, "/_emulator/stats")["max_concurrent"]
+            for code, checkout in codes.items():
+                for latency in latencies:
+                    admin(emulator.url, "/_emulator/faults", {"latency_ms": latency})
+                    with _code_of(checkout):
+                        result = run_pipeline(emulator, archive, days, f"network-{latency}ms")  # resets counters
+                    result["max_concurrent"] = admin(emulator.url, "/_emulator/stats")["max_concurrent"]
+                    runs_of[code, latency].append(result)
+                    if run == 0 and code == "pipeline":
+                        admin(emulator.url, "/_emulator/reset", {})
+                        seed[latency] = seed_way(emulator, events[: seed_count if latency == 0 else seed_count_latent])
+                        seed[latency]["max_concurrent"] = admin(emulator.url, "/_emulator/stats")["max_concurrent"]
     finally:
         admin(emulator.url, "/_emulator/faults", {})
-    return [{"latency_ms": latency, "pipeline": min(pipeline[latency], key=lambda r: r["seconds"]),
-             "seed": seed[latency]} for latency in latencies]
+    return [{"latency_ms": ms, "seed": seed[ms],
+             **{code: min(runs_of[code, ms], key=lambda r: r["seconds"]) for code in codes}} for ms in latencies]
+
+
+@contextlib.contextmanager
+def _code_of(checkout: Path | None) -> Iterator[None]:
+    """Pipeline children started inside run the code of `checkout` (None: this one's, as PYTHONPATH says)."""
+    if checkout is None:
+        yield
+        return
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = f"{checkout / 'include'}{os.pathsep}{checkout / 'plugins'}"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
 
 
 def events_per_s(run: dict[str, Any]) -> float:
@@ -105,7 +132,8 @@ def events_per_s(run: dict[str, Any]) -> float:
 
 def render_network(rows: list[dict[str, Any]]) -> str:
     """A markdown table of `measure_network`'s rows, and the targets' verdicts."""
-    loopback = next((events_per_s(r["pipeline"]) for r in rows if r["latency_ms"] == 0), None)
+    loopback = {code: next((events_per_s(r[code]) for r in rows if r["latency_ms"] == 0), None)
+                for code in ("pipeline", "baseline") if code in rows[0]}
     lines = [
         "| round trip | way | events | requests | requests/event | most at once | wall s | events/s "
         "| pipeline / seed | of loopback | CPU s | others' cores |",
@@ -116,10 +144,9 @@ def render_network(rows: list[dict[str, Any]]) -> str:
         latency, pipe, seed = row["latency_ms"], row["pipeline"], row["seed"]
         x_seed = events_per_s(pipe) / events_per_s(seed)
         share = pipe["requests"] / pipe["sent"]
-        of_loopback = events_per_s(pipe) / loopback if loopback else None
-        ours = [f"{x_seed:,.0f}x", f"{of_loopback:.0%}" if of_loopback is not None else "-",
-                f"{pipe['cpu_seconds']:.1f}"]
-        for way, run, extra in (("pipeline", pipe, ours), ("seed", seed, ["", "", ""])):
+        of_loopback = events_per_s(pipe) / loopback["pipeline"] if loopback["pipeline"] else None
+        ways = [(code, row[code], _ours(row[code], seed, loopback[code])) for code in loopback]
+        for way, run, extra in (*ways, ("seed", seed, ["", "", ""])):
             cells = [f"{latency} ms", way, f"{run['sent']:,}", f"{run['requests']:,}",
                      f"{run['requests'] / run['sent']:.5f}", str(run["max_concurrent"]), f"{run['seconds']:.2f}",
                      f"{events_per_s(run):,.0f}", *extra, f"{run['others_cores']:.2f}"]
@@ -134,6 +161,12 @@ def render_network(rows: list[dict[str, Any]]) -> str:
     return "\n".join([*lines, "", *verdicts])
 
 
+def _ours(run: dict[str, Any], seed: dict[str, Any], loopback: float | None) -> list[str]:
+    """A pipeline row's cells: x the seed's events/s, share of its own loopback events/s, CPU s."""
+    of_loopback = f"{events_per_s(run) / loopback:.0%}" if loopback else "-"
+    return [f"{events_per_s(run) / events_per_s(seed):,.0f}x", of_loopback, f"{run['cpu_seconds']:.1f}"]
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -146,12 +179,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="fresh pipeline processes per latency (best kept)")
     parser.add_argument("--seed-events", type=int, default=2_000, help="the seed's events on loopback")
     parser.add_argument("--seed-events-latent", type=int, default=300, help="the seed's events with a round trip")
+    parser.add_argument("--baseline", type=Path, help="a checkout (e.g. a worktree of main) whose pipeline also runs, "
+                        "interleaved: before/after figures under the same load")
     args = parser.parse_args()
     archive = archive_for(args.lines, args.days)
     emulator = Emulator()
     try:
         rows = measure_network(emulator, archive, archive_days(args.days), tuple(args.latency),
-                               args.seed_events, args.seed_events_latent, args.runs)
+                               args.seed_events, args.seed_events_latent, args.runs, args.baseline)
     finally:
         emulator.close()
     print(render_network(rows))
