@@ -40,7 +40,9 @@ unit: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/pytest -m faults
 
-## Benchmarks: a DagRun, the pipeline alone, references, scaling, a profile -> bench/RESULTS.md (~15 min).
+## Benchmarks: a DagRun, the pipeline alone (one process and a pool), references, scaling and memory, a
+## profile, a 12-day DagRun under a real scheduler with 1 and 2 slots (needs Postgres and Redis on
+## 127.0.0.1) -> bench/RESULTS.md (~20 min).
 ## `make bench BENCH_ARGS=--quick` is a small smoke check (bench/data/RESULTS-quick.md). Focused
 ## benchmarks run alone: bench/bench_source.py (source path), bench/bench_hook.py (hook, with 429s).
 bench: $(STAMP)

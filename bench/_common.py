@@ -85,21 +85,35 @@ def gz_objects(root: Path) -> list[Path]:
     return sorted((root / "segment-logs" / SOURCE_ID).glob("*/*.gz"))
 
 
-def write_config(path: Path, archive: Path, state_dir: Path, pipeline: str = "bench") -> Path:
-    """A pipelines YAML reading `archive` (file://) with default tuning and mapping."""
+def write_config(path: Path, archive: Path, state_dir: Path, pipeline: str | list[str] = "bench",
+                 tuning: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Path:
+    """A pipelines YAML reading `archive` (file://) with default mapping; `tuning` keys the config does
+    not know (yet) are left out (`known_tuning`); `extra`: more keys of each pipeline (e.g. schedule).
+    Several pipeline names: one pipeline each, over the same archive."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    names = [pipeline] if isinstance(pipeline, str) else pipeline
     config = {
         "state": {"dir": str(state_dir)},
         "pipelines": [
             {
-                "name": pipeline,
+                "name": name,
                 "source": {"kind": "s3_archive", "url": f"file://{archive}", "source_id": SOURCE_ID},
                 "hyperline_conn_id": "hyperline_default",
+                "tuning": known_tuning(tuning or {}),
+                **(extra or {}),
             }
+            for name in names
         ],
     }
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     return path
+
+
+def known_tuning(tuning: dict[str, Any]) -> dict[str, Any]:
+    """The keys of `tuning` that the pipeline config accepts (it refuses unknown keys)."""
+    from hyperline_sync.config.models import TuningConfig
+
+    return {key: value for key, value in tuning.items() if key in TuningConfig.model_fields}
 
 
 # --- the emulator, in its own process --------------------------------------------------------------
@@ -222,13 +236,15 @@ class Meter:
 class TreeRss:
     """Samples the RSS of a process and all its descendants every `interval` s, keeping the maxima.
 
-    `peak_mb` is the largest sum over the tree at one sample, `peak_single_mb` the largest one process.
+    `peak_mb` is the largest sum over the tree at one sample, `peak_single_mb` the largest one process,
+    `peak_root_mb` the process itself (the parent of a worker pool) and `peak_child_mb` the largest
+    one of its descendants (a pool's worker); `max_processes` counts the tree, the root included.
     """
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         self.root = psutil.Process(pid)
         self.interval = interval
-        self.peak_mb = self.peak_single_mb = 0.0
+        self.peak_mb = self.peak_single_mb = self.peak_root_mb = self.peak_child_mb = 0.0
         self.max_processes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
@@ -242,7 +258,12 @@ class TreeRss:
         sizes = []
         for proc in procs:
             with contextlib.suppress(psutil.Error):
-                sizes.append(proc.memory_info().rss / 2**20)
+                size = proc.memory_info().rss / 2**20
+                sizes.append(size)
+                if proc is self.root:
+                    self.peak_root_mb = max(self.peak_root_mb, size)
+                else:
+                    self.peak_child_mb = max(self.peak_child_mb, size)
         if sizes:
             self.peak_mb = max(self.peak_mb, sum(sizes))
             self.peak_single_mb = max(self.peak_single_mb, max(sizes))

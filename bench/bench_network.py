@@ -126,6 +126,25 @@ def _code_of(checkout: Path | None) -> Iterator[None]:
             os.environ["PYTHONPATH"] = before
 
 
+def compare_round_trips(archive: Path, rtts_ms: tuple[int, ...], *, seed_events: int, days: int = 3,
+                        runs: int = 1, seed_events_latent: int = 300) -> list[dict[str, Any]]:
+    """`measure_network` on its own emulator, as bench_all.py reports it: one dict per round trip with
+    `rtt_ms`, `seed_events_per_s`, `seed_requests`, `seed_events`, `pipeline_events_per_s`,
+    `pipeline_requests`, `pipeline_events` and `pipeline_max_concurrent`. The seed's way posts
+    `seed_events` on loopback and at most `seed_events_latent` with a round trip."""
+    emulator = Emulator()
+    try:
+        rows = measure_network(emulator, archive, archive_days(days), rtts_ms, seed_events,
+                               min(seed_events, seed_events_latent), runs)
+    finally:
+        emulator.close()
+    return [{"rtt_ms": row["latency_ms"], "seed_events_per_s": events_per_s(row["seed"]),
+             "seed_requests": row["seed"]["requests"], "seed_events": row["seed"]["sent"],
+             "pipeline_events_per_s": events_per_s(row["pipeline"]), "pipeline_requests": row["pipeline"]["requests"],
+             "pipeline_events": row["pipeline"]["sent"], "pipeline_max_concurrent": row["pipeline"]["max_concurrent"]}
+            for row in rows]
+
+
 def events_per_s(run: dict[str, Any]) -> float:
     return run["sent"] / run["seconds"]
 

@@ -14,8 +14,11 @@ Each run is a fresh subprocess with fresh state (ledger, dedup ids, reports) tha
 `hyperline_sync.pipeline.sync.sync_partition` once per day with a SyncJob built the way `tasks.sync` builds it
 (SQLite ledger, circuit breaker, the real HyperlineHook with the pipeline's tuning), against the
 Hyperline emulator in its own process (`--no-store`: it parses, validates and counts every event,
-keeps none; it sets TCP_NODELAY) on 127.0.0.1. Peak RSS is the child's ru_maxrss: the
-whole process, imports included.
+keeps none; it sets TCP_NODELAY) on 127.0.0.1. Peak RSS is the child's high-water mark (the whole
+process, imports included); with `tuning.processes` above 1 the child syncs through a pool of worker
+processes, and the parent samples the tree: the child, each worker, and their sum.
+
+    .venv/bin/python bench/bench_pipeline.py --processes 2      # the pool (when the config has the key)
 """
 
 from __future__ import annotations
@@ -34,7 +37,18 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from _common import DATA, Meter, admin, archive_days, archive_for, connection_env, peak_rss_mb, start_emulator
+from _common import (
+    DATA,
+    Meter,
+    TreeRss,
+    admin,
+    archive_days,
+    archive_for,
+    connection_env,
+    known_tuning,
+    peak_rss_mb,
+    start_emulator,
+)
 from _common import write_config as write_pipeline_config
 
 PIPELINE = "bench"
@@ -138,11 +152,11 @@ class Emulator:
         self.proc.wait(timeout=10)
 
 
-def fresh_run_dir(label: str, archive: Path) -> Path:
+def fresh_run_dir(label: str, archive: Path, tuning: dict[str, Any] | None = None) -> Path:
     """A clean folder holding a config for `archive` and the run's state (ledger, ids, reports)."""
     folder = DATA / "runs" / label
     shutil.rmtree(folder, ignore_errors=True)
-    write_pipeline_config(folder / "pipelines.yaml", archive, folder / "state")
+    write_pipeline_config(folder / "pipelines.yaml", archive, folder / "state", tuning=tuning)
     (folder / "airflow").mkdir(parents=True)
     return folder
 
@@ -172,18 +186,28 @@ def _finish(result: dict[str, Any], meter: Meter, emulator: Emulator, cpu_before
 
 
 def run_pipeline(emulator: Emulator, archive: Path, days: list[dt.date], label: str,
-                 profile: Path | None = None, sender: str = "hook") -> dict[str, Any]:
-    """One fresh-process run over `days` of `archive`, with fresh state; the emulator's counters reset."""
-    folder = fresh_run_dir(label, archive)
+                 profile: Path | None = None, sender: str = "hook", processes: int | None = None) -> dict[str, Any]:
+    """One fresh-process run over `days` of `archive`, with fresh state; the emulator's counters reset.
+
+    `processes`: the config's `tuning.processes` (1: in this process; None: the config's default). A
+    config without that key runs in one process; the result's `processes` is then None.
+    """
+    tuning = known_tuning({} if processes is None else {"processes": processes})
+    folder = fresh_run_dir(label, archive, tuning)
     admin(emulator.url, "/_emulator/reset", {})
     cpu_before = emulator.cpu()
     meter = Meter(extra=[emulator.ps])
-    out = subprocess.run(child_command(folder, days, profile, sender), env=child_env(folder, emulator.url),
-                         capture_output=True, text=True, check=False)
+    proc = subprocess.Popen(child_command(folder, days, profile, sender), env=child_env(folder, emulator.url),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tree = TreeRss(proc.pid)
+    stdout, stderr = proc.communicate()
+    tree.stop()
     meter.stop()
-    if out.returncode:
-        raise RuntimeError(f"pipeline run {label} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])  # "seconds": the sync itself, imports excluded
+    if proc.returncode:
+        raise RuntimeError(f"pipeline run {label} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])  # "seconds": the sync itself, imports excluded
+    result.update(processes=tuning.get("processes"), peak_parent_mb=tree.peak_root_mb,
+                  peak_worker_mb=tree.peak_child_mb, peak_total_mb=tree.peak_mb, workers=tree.max_processes - 1)
     return _finish(result, meter, emulator, cpu_before)
 
 
@@ -292,6 +316,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="fresh-process runs per size")
     parser.add_argument("--parallel", action="store_true", help="two days at once, one process each")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of the largest size")
+    parser.add_argument("--processes", type=int, help="tuning.processes (default: the config's)")
     parser.add_argument("--sender", choices=("hook", "encode", "null"), default="hook",
                         help="hook: the real HyperlineHook; encode/null: stand-ins that send nothing")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -312,8 +337,8 @@ def main() -> int:
         print(f"{'lines':>10}{'sent':>10}{'wall s':>9}{'lines/s':>11}{'sent/s':>10}{'requests':>9}"
               f"{'peak RSS MB':>12}{'CPU s':>7}{'main':>6}{'emu':>6}{'load1':>12}{'others':>8}")
         for lines, archive in archives.items():
-            runs = [run_pipeline(emulator, archive, days, f"pipeline-{lines}", sender=args.sender)
-                    for _ in range(args.runs)]
+            runs = [run_pipeline(emulator, archive, days, f"pipeline-{lines}", sender=args.sender,
+                                 processes=args.processes) for _ in range(args.runs)]
             best = min(runs, key=lambda r: r["seconds"])
             print(f"{best['read']:>10}{best['sent']:>10}{best['seconds']:>9.2f}{best['read'] / best['seconds']:>11,.0f}"
                   f"{best['sent'] / best['seconds']:>10,.0f}{best['requests']:>9}"

@@ -6,7 +6,10 @@ publish (always runs; one asset event per partition left done) -> summarize (alw
 the report and fails the run naming failed partitions). Notifiers of the config are the DAGs'
 success/failure callbacks; `tuning.deadline_minutes` is a deadline alert on the hourly DAG.
 A pipeline whose config is invalid gets a DAG of the same id whose one task fails with the error.
-The task bodies live in `hyperline_sync.orchestration.tasks`; this file only wires them to Airflow.
+The task bodies live in `hyperline_sync.orchestration` (`planning`, `tasks`); this file only wires
+them to Airflow. It imports them inside the task functions: parsing the file (the scheduler's DAG
+processor, and every task process before its task runs) loads the config and airflow.sdk only, and
+a task loads what its own body needs (`plan` and `publish` never load pandas or the sync pipeline).
 """
 
 from __future__ import annotations
@@ -19,10 +22,9 @@ from typing import Any
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
-from hyperline_provider.hooks.hyperline import HyperlineAuthError, HyperlineRequestError
 from hyperline_sync.config import CONFIG_ENV, DAG_ID_PREFIX, ConfigError, PipelineConfig, read_pipelines
 from hyperline_sync.config.models import DEFAULT_SCHEDULE, DEFAULT_START_DATE
-from hyperline_sync.orchestration import assets, corrections_approval, tasks
+from hyperline_sync.orchestration import assets, corrections_approval
 from hyperline_sync.orchestration.notify import dag_callbacks, deadline_alert
 from hyperline_sync.orchestration.reconcile_dag import build_reconcile_dag
 from hyperline_sync.pipeline.partitions import PlanError, group_label
@@ -52,10 +54,10 @@ already (then it only lists the day). Runbook: docs/operations.md.
 """
 DAILY_SCHEDULE = "0 0 * * *"
 
-# A sync task reschedules itself (holding no worker slot) while an earlier day of its run is not
-# done yet (days are synced oldest first, see tasks.earlier_days_pending) or while another run
-# syncs its days (tasks.PartitionsBusyError), polling every WAIT_POLL. After WAIT_LIMIT from the
-# run's start it stops waiting: out of order, or failing as busy (then Airflow's retries apply).
+# A sync task reschedules itself (holding no worker slot) while another run syncs all of its days
+# (tasks.PartitionsBusyError), polling every WAIT_POLL. After WAIT_LIMIT from the run's start it
+# stops waiting and fails as busy (then Airflow's retries apply). Days of one run, and neighbouring
+# days of two runs, sync side by side: dedup across them is pipeline.id_index's job.
 WAIT_POLL = dt.timedelta(seconds=10)
 WAIT_LIMIT = dt.timedelta(hours=6)
 log = logging.getLogger(__name__)
@@ -133,27 +135,29 @@ def build_dag(pipeline: PipelineConfig, *, daily: bool = False) -> DAG:
     def sync_dag() -> None:
         @task
         def plan() -> list[list[str]]:
+            from hyperline_sync.orchestration import planning
+
             ctx = get_current_context()
             try:
-                return tasks.plan(name, dict(ctx["params"]), _data_interval(ctx), ctx["dag_run"].run_after,
-                                  run_id=ctx["run_id"], lookback_days=lookback)
+                return planning.plan(name, dict(ctx["params"]), _data_interval(ctx), ctx["dag_run"].run_after,
+                                     run_id=ctx["run_id"], lookback_days=lookback)
             except PlanError as exc:
                 raise AirflowFailException(str(exc)) from exc
 
         @task(pool=tuning.pool, map_index_template="{{ partition_label }}")
         def sync(days: list[str], plan: list[list[str]]) -> list[dict]:
+            from hyperline_provider.exceptions import HyperlineAuthError, HyperlineRequestError
+            from hyperline_sync.orchestration import tasks
+
             ctx = get_current_context()
             ctx["partition_label"] = group_label(days)
-            waiting = tasks.earlier_days_pending(name, ctx["run_id"], days, plan, dict(ctx["params"]))
             started = _run_began(ctx["dag_run"])
             patient = started is None or _utcnow() - started < WAIT_LIMIT
-            if waiting and patient:
-                log.info("syncing oldest first: waiting for %s of this run (rescheduled, no slot held)", waiting)
-                raise AirflowRescheduleException(_utcnow() + WAIT_POLL)
             ti = ctx["ti"]  # the claims are this attempt's: a zombie of it and its retry never both sync
             try:
                 return tasks.sync(name, days, dict(ctx["params"]), ctx["run_id"], wait_if_busy=patient,
-                                  map_index=ti.map_index, try_number=ti.try_number)
+                                  map_index=ti.map_index, try_number=ti.try_number,
+                                  run_days=[day for group in plan for day in group])
             except tasks.PartitionsBusyError as exc:
                 log.info("%s: rescheduled, no slot held", exc)
                 raise AirflowRescheduleException(_utcnow() + WAIT_POLL) from exc
@@ -166,6 +170,8 @@ def build_dag(pipeline: PipelineConfig, *, daily: bool = False) -> DAG:
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
         def summarize(groups: list[list[str]] | None) -> dict:  # None: plan failed
+            from hyperline_sync.orchestration import tasks
+
             ctx = get_current_context()
             try:
                 return tasks.summarize(name, groups, dict(ctx["params"]), ctx["run_id"])

@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import Asset, AssetAlias
 
 from hyperline_sync.config import DAG_ID_PREFIX
-from hyperline_sync.orchestration.tasks import load_pipeline, output_location
+from hyperline_sync.orchestration.runtime import load_pipeline, output_location
 from hyperline_sync.state.ledger import DONE
 from hyperline_sync.state.report import read_outcomes
 

@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from hyperline_sync.orchestration import tasks
+from hyperline_sync.orchestration import runtime
 from hyperline_sync.state import audit
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,8 @@ APPROVAL_TIMEOUT = dt.timedelta(days=7)
 
 def pending(pipeline_name: str, run_id: str) -> list[str]:
     """The record ids the run's corrections wait to delete."""
-    config, pipeline = tasks.load_pipeline(pipeline_name)
-    rows = audit.rows(tasks.ledger_for(config).engine, pipeline.name, run_id, audit.PENDING_APPROVAL)
+    config, pipeline = runtime.load_pipeline(pipeline_name)
+    rows = audit.rows(runtime.ledger_for(config).engine, pipeline.name, run_id, audit.PENDING_APPROVAL)
     return sorted({r["record_id"] for r in rows})
 
 
@@ -36,12 +36,12 @@ def apply(pipeline_name: str, run_id: str, deleter: Any = None) -> int:
     """Delete the run's approved deletions at Hyperline and audit them as deleted; how many ids."""
     from hyperline_sync.orchestration.sender import make_sender
 
-    config, pipeline = tasks.load_pipeline(pipeline_name)
+    config, pipeline = runtime.load_pipeline(pipeline_name)
     ids = pending(pipeline_name, run_id)
     if ids:
         deleted = (deleter or make_sender(pipeline)).delete_events(ids)
         log.info("deleted %d events of %d record ids, as approved", deleted, len(ids))
-    audit.settle_pending(tasks.ledger_for(config).engine, pipeline.name, run_id, audit.DELETED)
+    audit.settle_pending(runtime.ledger_for(config).engine, pipeline.name, run_id, audit.DELETED)
     return len(ids)
 
 

@@ -45,13 +45,13 @@ def reconcile_range(params: dict, today: dt.date) -> tuple[str, str]:
 
 def run_reconcile(pipeline_name: str, params: dict, run_id: str, today: dt.date) -> dict:
     """The task body: reconcile the run's range; raise AirflowFailException unless Hyperline is exact."""
-    from hyperline_sync.orchestration import tasks
+    from hyperline_sync.orchestration import runtime
     from hyperline_sync.orchestration.reconcile_run import ReconcileRequest, default_output, reconcile, summary
 
-    config, pipeline = tasks.load_pipeline(pipeline_name)
+    config, pipeline = runtime.load_pipeline(pipeline_name)
     start, end = reconcile_range(params, today)
     request = ReconcileRequest(config, pipeline, start, end, run_id, repair=bool(params.get("repair")),
-                               secrets=tasks.hyperline_secrets(pipeline), counts=bool(params.get("counts")))
+                               secrets=runtime.hyperline_secrets(pipeline), counts=bool(params.get("counts")))
     report = reconcile(request)
     text, path = summary(report), default_output(config, pipeline.name, run_id)
     log.info("%s; report: %s", text, path)

@@ -1,9 +1,11 @@
-"""The bodies of the DAG's three tasks, kept out of the DAG file so they read (and test) as Python.
+"""The bodies of the DAG's sync and summarize tasks, kept out of the DAG file so they read (and test) as Python.
 
-`plan` turns the run's params and interval into groups of days, `sync` runs `sync_partition` for
-each day of one group, `summarize` gathers the outcomes into the run report and fails the run when
-any partition failed, or says why planning failed. Only this module and the DAG file know about
-Airflow run context. Error texts leave here without the Hyperline API key or any `Bearer` token.
+`sync` runs `sync_partition` for each day of one group, `summarize` gathers the outcomes into the run
+report and fails the run when any partition failed, or says why planning failed (`planning.plan` is
+the plan task's body, `runtime` what every body reads first). This module imports the whole sync
+pipeline (pandas, pyarrow, the sources, the provider): the DAG file imports it inside the task bodies
+that need it, never at parse time. Error texts leave here without the Hyperline API key or any
+`Bearer` token.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from typing import IO, Any, NoReturn
 import orjson
 
 from hyperline_provider.exceptions import HyperlineAuthError, HyperlineRequestError
-from hyperline_sync.config import Config, PipelineConfig, read_pipelines
+from hyperline_sync.config import Config, PipelineConfig
 from hyperline_sync.insight.run_files import write_run_insight
 from hyperline_sync.insight.usage import UsageTally, write_usage_part
+from hyperline_sync.orchestration.runtime import hyperline_secrets, ledger_for, load_pipeline, output_location
 from hyperline_sync.orchestration.sender import make_sender
 from hyperline_sync.pipeline.breaker import CircuitBreaker
-from hyperline_sync.pipeline.partitions import group_days, plan_days
 from hyperline_sync.pipeline.ports import Sender
 from hyperline_sync.pipeline.replay import replay_dead_letters
 from hyperline_sync.pipeline.sync import (
@@ -31,28 +33,23 @@ from hyperline_sync.pipeline.sync import (
     discard_dry_run_state,
     dry_run_dir,
     sync_partition,
-    units_to_sync,
 )
 from hyperline_sync.redact import redact_secrets
-from hyperline_sync.sources.base import PartitionSource, open_source
+from hyperline_sync.sources.base import open_source
 from hyperline_sync.state.ledger import (
     DONE,
     FAILED,
-    Ledger,
     LedgerError,
     PartitionBusyError,
     attempt_owner,
-    open_ledger,
 )
 from hyperline_sync.state.report import (
     PartitionOutcome,
     build_report,
-    outcome_partitions,
     read_outcomes,
     read_plan_failure,
     render_table,
     write_outcome,
-    write_plan_failure,
     write_report,
 )
 from hyperline_sync.state.retention import prune_expired
@@ -77,103 +74,6 @@ class SyncError(RuntimeError):
     fatal = False
 
 
-def load_pipeline(name: str) -> tuple[Config, PipelineConfig]:
-    """The config as it is now: tasks read it at run time, not from the DAG file's parse. Another
-    pipeline's config error does not stop this one (as it does not remove its DAG)."""
-    return read_pipelines().pipeline(name)
-
-
-def ledger_for(config: Config, secrets: tuple[str, ...] = ()) -> Ledger:
-    return open_ledger(config.state.ledger_conn_id, config.state.dir, secrets)
-
-
-def output_location(config: Config) -> Location:
-    """Where reports, outcomes and dry-run output go: a folder, or a prefix in object storage."""
-    return locations(config.state)[1]
-
-
-def hyperline_secrets(pipeline: PipelineConfig) -> tuple[str, ...]:
-    """The API key of the pipeline's Hyperline connection, to redact from error texts (none if unknown)."""
-    from airflow.sdk import BaseHook
-
-    try:
-        password = BaseHook.get_connection(pipeline.hyperline_conn_id).password
-    except Exception:  # no such connection: then no key can leak either
-        return ()
-    return (password,) if password else ()
-
-
-def plan(
-    pipeline_name: str,
-    params: dict,
-    data_interval: tuple[dt.datetime, dt.datetime] | None,
-    run_after: dt.datetime,
-    run_id: str | None = None,
-    lookback_days: int | None = None,
-) -> list[list[str]]:
-    """The run's days in groups; a failure is also written down (with `run_id`) for summarize to name.
-    `lookback_days` overrides the pipeline's (the daily DAG: one run, one day)."""
-    try:
-        return _plan(pipeline_name, params, data_interval, run_after, lookback_days)
-    except Exception as exc:
-        if run_id is not None:
-            with contextlib.suppress(Exception):  # the config itself may be what failed
-                config, pipeline = load_pipeline(pipeline_name)
-                write_plan_failure(output_location(config), pipeline.name, run_id, f"{type(exc).__name__}: {exc}",
-                                   hyperline_secrets(pipeline))
-        raise
-
-
-def _plan(
-    pipeline_name: str,
-    params: dict,
-    data_interval: tuple[dt.datetime, dt.datetime] | None,
-    run_after: dt.datetime,
-    lookback_days: int | None = None,
-) -> list[list[str]]:
-    config, pipeline = load_pipeline(pipeline_name)
-    days = plan_days(
-        params=params,
-        data_interval=data_interval,
-        run_after=run_after,
-        lookback_days=pipeline.tuning.lookback_days if lookback_days is None else lookback_days,
-        failed_partitions=lambda: ledger_for(config).failed_partitions(pipeline.name),
-    )
-    groups = group_days(days)
-    log.info("pipeline %s: %d partitions in %d tasks: %s", pipeline.name, len(days), len(groups),
-             ", ".join(d.isoformat() for d in days[:10]) + (" ..." if len(days) > 10 else ""))
-    return groups
-
-
-def earlier_days_pending(
-    pipeline_name: str, run_id: str, days: list[str], groups: list[list[str]], params: dict
-) -> list[str]:
-    """Days of this run before `days`, within the dedup window, that may still send events.
-
-    Partitions of one run are synced oldest first: a messageId seen on two days must be sent from
-    the earlier day (the first-received copy wins), and an earlier day committed first means the
-    later copy is recognised as a duplicate instead of being posted and then overwritten. An earlier
-    day whose units are all done already (an hourly run's lookback day, a rerun with nothing new)
-    sends nothing and has its ids committed, so it is not waited for. A dry run keeps the same order:
-    its days dedup against the earlier ones through its own store (`sync.dry_run_dir`).
-    """
-    config, pipeline = load_pipeline(pipeline_name)
-    first = dt.date.fromisoformat(days[0])
-    horizon = (first - dt.timedelta(days=pipeline.tuning.dedup_window_days)).isoformat()
-    ended = outcome_partitions(output_location(config), pipeline.name, run_id)
-    pending = [d for group in groups for d in group if horizon <= d < days[0] and d not in ended]
-    if not pending or params.get("resend"):
-        return pending
-    source, ledger = open_source(pipeline), ledger_for(config)
-    return [day for day in pending if _may_send(source, ledger, pipeline.name, dt.date.fromisoformat(day))]
-
-
-def _may_send(source: PartitionSource, ledger: Ledger, pipeline: str, day: dt.date) -> bool:
-    try:
-        return bool(units_to_sync(source, ledger, pipeline, day)[1])
-    except Exception as exc:  # cannot tell: keep the order; that day's own task reports the error
-        log.warning("cannot tell whether %s has units to sync (%s: %s); waiting for it", day, type(exc).__name__, exc)
-        return True
 
 
 def sync(
@@ -186,8 +86,12 @@ def sync(
     wait_if_busy: bool = False,
     map_index: int | None = None,
     try_number: int | None = None,
+    run_days: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Sync each day of a group; every day is attempted even if an earlier one failed.
+
+    `run_days`: every day of the run (the plan), synced by other tasks possibly at the same time;
+    each day drops the ids their unfinished units hold (`pipeline.id_index`). Default: `days`.
 
     A day another attempt holds ends as `busy` (the task fails and Airflow retries it); with
     `wait_if_busy`, a group whose days were all busy raises PartitionsBusyError instead, leaving no
@@ -216,10 +120,11 @@ def sync(
             resend=resend,
             breaker=breaker,
             secrets=secrets,
+            run_days=frozenset(run_days or days),
         )
     except Exception as exc:
-        # Say why for each day (ledger database down, bad source connection...): the run's later days
-        # wait for these days' outcomes, and the report shows the reason instead of "unknown".
+        # Say why for each day (ledger database down, bad source connection...): the report shows the
+        # reason instead of "unknown".
         for day in days:
             write_outcome(output_dir, pipeline.name, run_id,
                           PartitionOutcome(day, FAILED, error=f"{type(exc).__name__}: {exc}"), secrets)

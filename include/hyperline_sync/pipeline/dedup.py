@@ -1,10 +1,12 @@
 """messageId dedup: within a chunk, across chunks and objects of a run, and across partitions.
 
-The first-received copy wins. When filtering day D, ids already seen are those of the earlier
-days `[D - window_days, D)`, of the objects of D already committed (unless resending), and of
-the events passed earlier in this run. Later days are deliberately not consulted: if day D is
-processed after D+1, D's copy is sent anyway and overwrites D+1's at Hyperline (an upsert on
-`record.id`), so the first-received copy still wins in the end.
+The first-received copy wins. When filtering day D, ids already seen are those the earlier days
+`[D - window_days, D)` committed, those their units not done yet hold (`id_index`: an earlier day
+synced at the same time, or failed and waiting for its retry, still sends them itself), those of
+the objects of D already committed (unless resending), and those of the events passed earlier in
+this run. Later days are deliberately not consulted: if an object lands in day D's folder after
+D+1 was synced (Segment writes late into a day folder), D's copy is sent anyway and overwrites
+D+1's at Hyperline (an upsert on `record.id`), so the first-received copy still wins in the end.
 
 Ids of each object are stored (and kept across re-syncs of the object) once every event of it has
 Hyperline's answer, in
@@ -39,7 +41,7 @@ from hyperline_sync.state import store
 from hyperline_sync.state.checkpoint import read_acked
 from hyperline_sync.state.store import Location
 
-__all__ = ["SeenIds", "hash_ids", "id_file", "ids_root"]
+__all__ = ["SeenIds", "hash_ids", "id_file", "ids_root", "read_hashes", "write_ids"]
 
 # Arrow's default pool (mimalloc) keeps the pages it frees for reuse: reading the window's id files
 # and writing each object's ids held ~35 MB of RSS by the third day of a 3M-line sync (bench/). The
@@ -107,7 +109,8 @@ class SeenIds:
     `dry_run_dir` is a dry run's own store: `commit_object` writes there instead of `state_dir`, and
     the earlier days of the window are read from both, so the days of one dry run dedup against
     each other as a real run's do while real progress stays untouched. The day's own ids are read
-    from `state_dir` only: a retried dry-run task reads every object again.
+    from `state_dir` only: a retried dry-run task reads every object again. `pending`: hashes of the
+    ids earlier days of the window hold but may not have sent yet (`id_index.pending_earlier_ids`).
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class SeenIds:
         window_days: int,
         include_own_partition: bool = True,
         dry_run_dir: Location | None = None,
+        pending: np.ndarray | None = None,
     ) -> None:
         self.state_dir = Path(state_dir) if isinstance(state_dir, str) else state_dir
         self.commit_dir = self.state_dir if dry_run_dir is None else dry_run_dir
@@ -128,6 +132,8 @@ class SeenIds:
         known = self._load(self.state_dir, [*earlier, day] if include_own_partition else earlier)
         if dry_run_dir is not None:
             known = np.concatenate((known, self._load(self.commit_dir, earlier)))
+        if pending is not None:
+            known = np.concatenate((known, pending))
         self._known = _SortedHashes(known)
         self._run = _SortedHashes()
 
@@ -178,13 +184,21 @@ class SeenIds:
         if store.exists(path):
             stored = pq.read_table(_source(path), columns=["message_id"]).column("message_id").to_pylist()
             values = pd.unique(np.concatenate([np.asarray(stored, dtype=object), values]))
-        table = pa.table(
-            {"message_id": pa.array(values, type=pa.string()), "h": pa.array(hash_ids(values), type=pa.uint64())}
-        ).replace_schema_metadata({_PROBE_KEY: _PROBE_HASH, b"source_key": key.encode()})
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        store.write_bytes(path, sink.getvalue().to_pybytes())
+        write_ids(path, values, key)
         return path
+
+
+def write_ids(path: Location, values: np.ndarray, key: str) -> np.ndarray:
+    """Write message ids (strings) and their hashes as one id file (a whole object, atomically);
+    `read_hashes` reads it back. Returns the hashes."""
+    hashes = hash_ids(values)
+    table = pa.table(
+        {"message_id": pa.array(values, type=pa.string()), "h": pa.array(hashes, type=pa.uint64())}
+    ).replace_schema_metadata({_PROBE_KEY: _PROBE_HASH, b"source_key": key.encode()})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    store.write_bytes(path, sink.getvalue().to_pybytes())
+    return hashes
 
 
 def id_files(entries: Iterable[store.Entry]) -> tuple[list[str], list[str]]:

@@ -26,6 +26,7 @@ from hyperline_sync.config.models import PipelineConfig
 from hyperline_sync.insight.usage import UsageTally
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.dedup import SeenIds
+from hyperline_sync.pipeline.id_index import pending_earlier_ids
 from hyperline_sync.pipeline.ports import Sender
 from hyperline_sync.pipeline.unit_sync import (
     PartitionFailedError,
@@ -76,6 +77,7 @@ class SyncJob:
     breaker: CircuitBreaker | None = None
     secrets: tuple[str, ...] = ()  # removed from every error text (the Hyperline API key)
     usage: UsageTally | None = None  # what is sent (a dry run: written), per customer and event type
+    run_days: frozenset[str] = frozenset()  # every day the run syncs: earlier ones are indexed (`id_index`)
 
     @property
     def claim_ttl(self) -> dt.timedelta:
@@ -177,11 +179,15 @@ def _sync_units(job: SyncJob, day: dt.date, outcome: PartitionOutcome, errors: l
              len(objects) - len(todo), len(todo), " (dry run)" if job.dry_run else "")
     guard = RejectionGuard(job.pipeline.tuning.max_rejected_share)
     units = [UnitSync(job, obj, outcome, _letters_path(job, obj), heartbeat, guard) for obj in todo]
+    if not units:
+        return objects, todo
     for unit in units:  # before the day's ids are loaded: a resumed unit's acked ids are cut back first
         unit.prepare()
+    own_store = _dry_run(job) / _DRY_RUN_STATE if job.dry_run else None
+    # Before the committed ids are loaded: a unit done in between is then in those
+    pending = pending_earlier_ids(job, day, own_store or job.state_dir)
     seen = SeenIds(job.state_dir, job.pipeline.name, day, job.pipeline.tuning.dedup_window_days,
-                   include_own_partition=not job.resend,
-                   dry_run_dir=_dry_run(job) / _DRY_RUN_STATE if job.dry_run else None)
+                   include_own_partition=not job.resend, dry_run_dir=own_store, pending=pending)
     with _gc_relaxed():
         for unit in units:
             try:
@@ -219,21 +225,23 @@ def _gc_relaxed() -> Iterator[None]:
 
 
 def _claim(job: SyncJob, day: dt.date) -> None:
-    """Claim the partition, then make sure no other run syncs a day within the dedup window.
+    """Claim the partition, then make sure no other run syncs a later day within the dedup window.
 
-    A messageId seen on two days must end at Hyperline as the earlier day's copy. One run syncs its
-    days oldest first, but two runs (a backfill and the hourly run) syncing neighbouring days at once
-    would each send their copy, and the later day's could land last. Both claim, then look: at
-    least one of two such runs sees the other and backs off (PartitionBusyError, retried later).
+    A messageId seen on two days must end at Hyperline as the earlier day's copy, sent once. A later
+    day drops the ids of the earlier days its run syncs or another run has claimed (`id_index`), so
+    neighbouring days sync side by side. What it cannot know is an earlier day another run claims
+    after it started: that day's copies could land first and be overwritten by the later day's.
+    So an earlier day waits while another run holds a later one. Both claim, then look: at least one
+    of two such runs sees the other (PartitionBusyError, retried later).
     """
     name, partition, window = job.pipeline.name, day.isoformat(), job.pipeline.tuning.dedup_window_days
     previous = job.ledger.claim(name, partition, job.owner, job.claim_ttl, run_id=job.run_id)
-    near = [(day + dt.timedelta(days=n)).isoformat() for n in range(-window, window + 1) if n]
-    others = job.ledger.live_claims(name, near, other_than=job.owner) if near else {}
+    later = [(day + dt.timedelta(days=n)).isoformat() for n in range(1, window + 1)]
+    others = job.ledger.live_claims(name, later, other_than=job.owner, other_run_than=job.run_id) if later else {}
     if others:
         job.ledger.release(name, partition, job.owner, previous)
         held = ", ".join(f"{p} by {holder}" for p, holder in sorted(others.items()))
         raise PartitionBusyError(
-            f"partition {partition} of pipeline {name} waits: another run is syncing a partition within the "
-            f"{window}-day dedup window ({held}); a messageId on both days must be sent from the earlier one"
+            f"partition {partition} of pipeline {name} waits: another run is syncing a later partition within the "
+            f"{window}-day dedup window ({held}); a messageId on both days must be sent from the earlier one, last"
         )

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from hyperline_sync.config.models import PipelineConfig, S3ArchiveSourceConfig
 from hyperline_sync.pipeline.transform import ChunkResult, transform_chunk
+from hyperline_sync.sources.archive.ids import object_message_ids
 from hyperline_sync.sources.archive.listing import ArchiveObject, list_partition
 from hyperline_sync.sources.archive.reading import iter_line_chunks
 from hyperline_sync.sources.archive.store import open_store
@@ -38,6 +39,11 @@ class PartitionSource(Protocol[U]):
 
     def chunks(self, unit: U, chunk_size: int) -> Iterator[ChunkResult]: ...
 
+    def message_ids(self, unit: U, chunk_size: int) -> list[str]:
+        """The messageIds the unit's chunks can hold (a superset will do), read as cheaply as the
+        source allows: later days of the dedup window drop them (`pipeline.id_index`)."""
+        ...
+
 
 class ArchiveSource:
     """The Segment S3 archive (or a file:// copy): units are the day folder's objects."""
@@ -54,6 +60,9 @@ class ArchiveSource:
     def chunks(self, unit: ArchiveObject, chunk_size: int) -> Iterator[ChunkResult]:
         for chunk in iter_line_chunks(self.store, unit, chunk_size):
             yield transform_chunk(chunk, self.mapping)
+
+    def message_ids(self, unit: ArchiveObject, chunk_size: int) -> list[str]:
+        return object_message_ids(self.store, unit)
 
 
 def open_source(pipeline: PipelineConfig) -> PartitionSource[Any]:

@@ -127,20 +127,18 @@ class PartitionClaims:
                 )
         return PENDING if row is None else row.status
 
-    def live_claims(self, pipeline: str, partitions: Iterable[str], other_than: str) -> dict[str, str]:
+    def live_claims(self, pipeline: str, partitions: Iterable[str], other_than: str,
+                    other_run_than: str | None = None) -> dict[str, str]:
         """partition -> holder, for those of `partitions` claimed (unexpired) by an owner other than
-        `other_than`: another run, or another attempt of the same run (a zombie syncing a neighbour)."""
+        `other_than`: another run, or another attempt of the same run (a zombie syncing a neighbour);
+        with `other_run_than`, only the holders of runs other than that one."""
         p = partitions_table.c
+        where = [p.pipeline == pipeline, p.partition.in_(list(partitions)), p.claimed_by.is_not(None),
+                 p.claimed_by != other_than, p.claim_expires_at > utcnow()]
+        if other_run_than is not None:
+            where.append(p.run_id != other_run_than)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(p.partition, p.claimed_by).where(
-                    p.pipeline == pipeline,
-                    p.partition.in_(list(partitions)),
-                    p.claimed_by.is_not(None),
-                    p.claimed_by != other_than,
-                    p.claim_expires_at > utcnow(),
-                )
-            )
+            rows = conn.execute(sa.select(p.partition, p.claimed_by).where(*where))
             return {row.partition: row.claimed_by for row in rows}
 
     def release(self, pipeline: str, partition: str, owner: str, status: str) -> None:

@@ -95,11 +95,6 @@ def read_plan_failure(output_dir: Location, pipeline: str, run_id: str) -> str |
     return data.decode() if data is not None else None
 
 
-def outcome_partitions(output_dir: Location, pipeline: str, run_id: str) -> set[str]:
-    """Partitions of the run whose sync task has ended (with success or failure)."""
-    return {name.removesuffix(".json") for name in _outcome_files(output_dir, pipeline, run_id)}
-
-
 def read_outcomes(output_dir: Location, pipeline: str, run_id: str) -> dict[str, PartitionOutcome]:
     folder = run_dir(output_dir, pipeline, run_id) / "partitions"
     outcomes = {}

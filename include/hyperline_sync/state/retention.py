@@ -1,4 +1,5 @@
-"""Pruning old sync state: the dedup id files (and, on request, dead letters) of days before a cutoff.
+"""Pruning old sync state: the dedup id files and unit indexes (`id_index`; and, on request, dead
+letters) of days before a cutoff.
 
 Day D's id files (`dedup.id_file`) are read while days D to D + `dedup_window_days` are synced, and
 when D is synced again. They are never needed after that, but nothing removes them: they grow by
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 from hyperline_sync.config.models import Config, PipelineConfig
 from hyperline_sync.pipeline.dedup import ids_root
+from hyperline_sync.pipeline.id_index import index_root
 from hyperline_sync.state import store
 from hyperline_sync.state.deadletter import dead_letters_root
 from hyperline_sync.state.ledger import FAILED, PENDING, RUNNING, Ledger
@@ -36,7 +38,7 @@ from hyperline_sync.state.store import Location, locations
 
 __all__ = ["PruneRefusedError", "StateFolder", "earliest_needed_day", "prunable_folders", "prune_expired", "remove"]
 
-IDS, DEAD_LETTERS = "ids", "dead_letters"
+IDS, INDEX, DEAD_LETTERS = "ids", "ids-index", "dead_letters"
 _IN_PROGRESS = {PENDING: "a run is about to sync it", RUNNING: "a run is syncing it", FAILED: "a rerun will sync it"}
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ def prunable_folders(
 
 def _day_folders(config: Config, pipeline: PipelineConfig, before: dt.date, dead_letters: bool) -> list[StateFolder]:
     state_dir, output_dir = locations(config.state)
-    roots = {IDS: ids_root(state_dir, pipeline.name)}
+    roots = {IDS: ids_root(state_dir, pipeline.name), INDEX: index_root(state_dir, pipeline.name)}
     if dead_letters:
         roots[DEAD_LETTERS] = dead_letters_root(output_dir, pipeline.name)
     found = []

@@ -1,4 +1,4 @@
-"""tasks: which earlier days of a run a day waits for, what a sync does with busy days, secrets in
+"""tasks: a dry run's days dedup against each other, what a sync does with busy days, secrets in
 error texts, and a failed plan (file:// archive, SQLite ledger)."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import pytest
 
 from hyperline_devtools.sample_archive import SampleManifest, generate_archive
 from hyperline_provider.exceptions import HyperlineAuthError
-from hyperline_sync.orchestration import tasks
+from hyperline_sync.orchestration import planning, tasks
 from hyperline_sync.pipeline.partitions import PlanError
 from hyperline_sync.pipeline.sync import dry_run_dir
-from hyperline_sync.state.report import PartitionOutcome, write_outcome
 from tests.dag_runs import run_dag, use_pipeline
 from tests.recording_sender import Recorder
 
@@ -44,36 +43,12 @@ def state(manifest: SampleManifest, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     return use_pipeline(pipeline(manifest), tmp_path, monkeypatch)
 
 
-def pending(day: str, params: dict | None = None) -> list[str]:
-    return tasks.earlier_days_pending(PIPELINE, RUN, [day], [[d] for d in LABELS], params or {})
-
-
-def test_a_day_waits_for_earlier_days_with_units_to_sync(state: Path) -> None:
-    assert pending(LABELS[2]) == LABELS[:2]
-    assert pending(LABELS[0]) == []
-
-
-def test_an_earlier_day_with_everything_done_is_not_waited_for(state: Path) -> None:
-    # another run synced the first day completely: nothing of it can be sent by this run
-    tasks.sync(PIPELINE, [LABELS[0]], {}, "scheduled__2026-05-01T23:00:00+00:00", sender=Recorder())
-    assert pending(LABELS[2]) == [LABELS[1]]
-    # with resend, every earlier day sends again, so the order is kept
-    assert pending(LABELS[2], {"resend": True}) == LABELS[:2]
-
-
-def test_an_earlier_day_that_ended_in_this_run_is_not_waited_for(state: Path) -> None:
-    write_outcome(state / "reports", PIPELINE, RUN, PartitionOutcome(LABELS[1], "failed", error="boom"))
-    assert pending(LABELS[2]) == [LABELS[0]]
-
-
-def test_a_dry_run_keeps_the_order_and_its_days_dedup_against_each_other(state: Path) -> None:
+def test_a_dry_run_s_days_dedup_against_each_other_in_any_order(state: Path) -> None:
     dry = {"dry_run": True}
-    assert pending(LABELS[2], dry) == LABELS[:2]
-    tasks.sync(PIPELINE, [LABELS[0]], dry, RUN)
-    assert pending(LABELS[2], dry) == [LABELS[1]]
-    # The first day's would-be ids are the dry run's own: the second day drops its copies of them.
-    second = tasks.sync(PIPELINE, [LABELS[1]], dry, RUN)[0]
-    assert not (state / PIPELINE / "ids").exists()  # real state untouched
+    # The second day first: it drops its copies of the first day's ids, read from the first day's objects.
+    second = tasks.sync(PIPELINE, [LABELS[1]], dry, RUN, run_days=LABELS)[0]
+    tasks.sync(PIPELINE, [LABELS[0]], dry, RUN, run_days=LABELS)
+    assert not (state / PIPELINE).exists()  # real state untouched: no ids, no unit indexes
     real = tasks.sync(PIPELINE, LABELS[:2], {}, "manual__real", sender=Recorder())[1]
     assert second == real | {"status": "dry_run"}
     tasks.summarize(PIPELINE, [LABELS[:2]], dry, RUN)
@@ -166,7 +141,7 @@ def test_secrets_in_an_error_reach_no_sink(state: Path, monkeypatch: pytest.Monk
 def test_a_failed_plan_makes_summarize_say_planning_failed(state: Path) -> None:
     backwards = {"start": LABELS[2], "end": LABELS[0]}
     with pytest.raises(PlanError):
-        tasks.plan(PIPELINE, backwards, None, dt.datetime.now(dt.UTC), run_id=RUN)
+        planning.plan(PIPELINE, backwards, None, dt.datetime.now(dt.UTC), run_id=RUN)
     with pytest.raises(tasks.RunFailedError, match=r"planning failed, nothing was synced: PlanError: end \("):
         tasks.summarize(PIPELINE, None, backwards, RUN)
     with pytest.raises(tasks.RunFailedError, match="the plan task left no plan and no error"):

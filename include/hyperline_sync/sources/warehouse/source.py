@@ -221,6 +221,10 @@ class WarehouseSource:
                 if len(fetched) < limit:
                     return
 
+    def message_ids(self, unit: WarehouseUnit, chunk_size: int) -> list[str]:
+        """The slice's ids, through the transform: the rows it passes on are the only ones that can be sent."""
+        return [i for chunk in self.chunks(unit, chunk_size) for i in chunk.events["message_id"].tolist()]
+
     def _plan(self, conn: Any, unit: WarehouseUnit) -> tuple[TablePlan, dict[str, str]]:
         """The table's read plan and the stored name of each Segment name (the table's under `_TABLE`)."""
         found = self._plans.get(unit.table)
