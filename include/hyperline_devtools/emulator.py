@@ -175,6 +175,8 @@ class _State:
     events_received: int = 0
     max_request_events: int = 0
     max_request_bytes: int = 0
+    active: int = 0  # API requests being served now
+    max_concurrent: int = 0  # the most API requests served at once (a client's concurrency, seen from here)
     auth_schemes: Counter[str] = field(default_factory=Counter)
     window_start: float = 0.0
     window_count: int = 0
@@ -312,6 +314,7 @@ class Emulator:
                 "posts_per_id_max": max(state.post_counts.values(), default=0),
                 "max_request_events": state.max_request_events,
                 "max_request_bytes": state.max_request_bytes,
+                "max_concurrent": state.max_concurrent,
                 "statuses": {str(k): v for k, v in sorted(state.statuses.items())},
                 "auth_schemes": dict(state.auth_schemes),
                 "faults": self._faults.to_dict(),
@@ -581,7 +584,19 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, {"message": "Not found"})
 
     def _api(self, route: Any, body: bytes) -> None:
-        """Auth, faults, then the route; every API answer passes here."""
+        """Auth, faults, then the route; every API answer passes here, counted while it is served."""
+        emulator = self.emulator
+        with emulator._lock:
+            state = emulator._state
+            state.active += 1
+            state.max_concurrent = max(state.max_concurrent, state.active)
+        try:
+            self._serve(route, body)
+        finally:
+            with emulator._lock:
+                state.active -= 1  # the state it was counted in, even if a reset replaced it meanwhile
+
+    def _serve(self, route: Any, body: bytes) -> None:
         emulator = self.emulator
         header = self.headers.get("Authorization")
         authorized = emulator._authorized(header)

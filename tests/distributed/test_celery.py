@@ -30,7 +30,7 @@ from hyperline_devtools.distributed_demo import pipelines_config, upload_archive
 from hyperline_devtools.emulator import Emulator, Faults
 from hyperline_devtools.sample_archive import SampleManifest, generate_archive
 from hyperline_sync.config.models import DAG_ID_PREFIX
-from hyperline_sync.pipeline.unit_sync import SLICE_BATCHES
+from hyperline_sync.pipeline.unit_sync import IN_FLIGHT_BATCHES
 from hyperline_sync.state.store import Location, open_location
 from tests.dag_runs import read_report
 
@@ -125,10 +125,10 @@ def test_a_run_on_two_celery_workers_survives_a_killed_worker(deployment: Deploy
     retried = [r for r in attempts if r[:2] == victim_task[:2] and r[2] > victim_task[2]]
     assert retried and retried[-1][3] == "success" and cluster.worker_of(retried[-1][4]) == survivor, attempts
 
-    # Every event held once; posted twice: at most the batches that were in flight when it died.
+    # Every event held once; posted twice: at most the batches posted and not yet checkpointed when it died.
     assert set(emulator.events) == set(manifest.expected_events)
     posted_twice = [i for i, n in emulator.post_counts.items() if n > 1]
-    assert max(emulator.post_counts.values()) <= 2 and len(posted_twice) <= SLICE_BATCHES * BATCH
+    assert max(emulator.post_counts.values()) <= 2 and len(posted_twice) <= IN_FLIGHT_BATCHES * BATCH
     report = read_report(deployment.outputs, PIPELINE, run_id)
     assert report["balanced"] and report["status"] == "success"
     # The killed attempt's work is in no outcome but in the ledger, which has every line once.

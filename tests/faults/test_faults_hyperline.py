@@ -13,7 +13,7 @@ import json
 import pytest
 
 from hyperline_devtools.emulator import Faults
-from hyperline_sync.pipeline.unit_sync import SLICE_BATCHES
+from hyperline_sync.pipeline.unit_sync import IN_FLIGHT_BATCHES
 from hyperline_sync.state.ledger import DONE, FAILED, Counts
 from tests.faults.harness import DAYS, FAST_TUNING, HYPERLINE_CONN_ID, PIPELINE, RANGE, Harness, xcom_rows
 
@@ -48,7 +48,7 @@ def test_flaky_hyperline_loses_nothing_and_duplicates_nothing(harness: Harness):
 
 # The outage scenarios: 4 attempts per request, so a batch is given up on in ~0.1 s.
 OUTAGE_TUNING = {"retries": 2, "send_max_attempts": 4, "breaker_failures": 3}
-IN_FLIGHT = 2  # HyperlineHook's default max_in_flight: batches on the wire at once
+IN_FLIGHT = 2  # sends at once (a chunk's, and the next chunk's sent ahead), one request each while no key is accepted
 
 
 def test_hyperline_down_opens_the_breaker_and_a_rerun_after_recovery_completes(harness: Harness):
@@ -144,8 +144,9 @@ def test_hyperline_going_down_mid_partition_marks_done_only_what_it_acknowledged
     interrupted = {i for i, n in h.emulator.post_counts.items() if n > 1}
     done_keys = {o["key"].removeprefix("logs/") for o in done_objects}
     assert not {h.manifest.expected_events[i].key for i in interrupted} & done_keys
-    # ...and of that object only the slice whose send was in flight: what was answered was checkpointed.
-    assert h.posted_again() <= SLICE_BATCHES * FAST_TUNING["batch_size"]
+    # ...and of that object only the slices whose sends were in flight (a chunk's, and the next chunk's
+    # first, sent ahead): what was answered before was checkpointed.
+    assert h.posted_again() <= IN_FLIGHT_BATCHES * FAST_TUNING["batch_size"]
     h.record("2b. Hyperline down mid-partition, rerun", len(h.manifest.expected_events))
 
 

@@ -80,11 +80,14 @@ def test_a_later_day_synced_while_another_run_syncs_an_earlier_one_leaves_it_the
     outcomes: list[str] = []
     real = make_sender()
 
+    once = threading.Lock()  # the sync sends from two threads at once
+
     class InterleavingSender:
         def send_events(self, events, **options):
             result = real.send_events(events, **options)
-            if not outcomes:  # right after run A's first send, before its object is committed
-                sync_or_busy(make_job("scheduled__2026-04-02T10:00:00+00:00"), DAYS[1], outcomes)
+            with once:
+                if not outcomes:  # right after run A's first send, before its object is committed
+                    sync_or_busy(make_job("scheduled__2026-04-02T10:00:00+00:00"), DAYS[1], outcomes)
             return result
 
     sync_partition(make_job("backfill__2026-04-01T00:00:00+00:00", sender=InterleavingSender()), DAYS[0])
@@ -101,10 +104,13 @@ def test_an_earlier_day_synced_while_another_run_syncs_a_later_one(pg_harness: H
     outcomes: list[str] = []
     real = make_sender()
 
+    once = threading.Lock()  # the sync sends from two threads at once
+
     class InterleavingSender:
         def send_events(self, events, **options):
-            if not outcomes:
-                sync_or_busy(make_job("backfill__2026-04-01T00:00:00+00:00"), DAYS[0], outcomes)
+            with once:
+                if not outcomes:
+                    sync_or_busy(make_job("backfill__2026-04-01T00:00:00+00:00"), DAYS[0], outcomes)
             return real.send_events(events, **options)
 
     sync_or_busy(make_job("scheduled__2026-04-02T10:00:00+00:00", sender=InterleavingSender()), DAYS[1], outcomes)

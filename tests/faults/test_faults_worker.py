@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from hyperline_devtools.emulator import Faults
 from hyperline_sync.orchestration.tasks import sync as sync_task
 from hyperline_sync.pipeline.sync import PartitionFailedError, sync_partition
-from hyperline_sync.pipeline.unit_sync import SLICE_BATCHES
+from hyperline_sync.pipeline.unit_sync import IN_FLIGHT_BATCHES
 from hyperline_sync.state.ledger import DONE, RUNNING, partitions_table
 from tests.conftest import unused_port
 from tests.faults.harness import DAYS, FAST_TUNING, OBJECTS_PER_DAY, PIPELINE, RANGE, Harness, make_job, make_sender
@@ -140,9 +140,10 @@ def test_a_worker_killed_mid_partition_resumes_without_losing_events(harness: Ha
     twice = {i for i, n in h.emulator.post_counts.items() if n > 1}
     assert max(h.emulator.post_counts.values()) <= 2
     assert len({h.manifest.expected_events[i].key for i in twice}) <= 2
-    # ...and of that object only the slice whose send was in flight at each kill: what Hyperline had
-    # answered was checkpointed, and the resumed syncs did not post it again.
-    assert h.posted_again() <= 2 * SLICE_BATCHES * FAST_TUNING["batch_size"]
+    # ...and of that object only what was posted and not yet checkpointed at each kill (a chunk's slice
+    # and the next chunk's first, sent ahead): what Hyperline had answered before was checkpointed, and
+    # the resumed syncs did not post it again.
+    assert h.posted_again() <= 2 * IN_FLIGHT_BATCHES * FAST_TUNING["batch_size"]
     h.record("3. worker SIGKILLed mid-partition (x2), resume", len(h.manifest.expected_events))
 
 

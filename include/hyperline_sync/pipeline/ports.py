@@ -24,6 +24,7 @@ class Sender(Protocol):
 
     Raises :class:`HyperlineUnavailableError` when Hyperline stays unavailable past the sender's own
     retries (it counts towards the circuit breaker); any other error fails the partition as it is.
+    ``send_events`` is called from several threads at once (a unit sends two chunks at once).
     """
 
     def send_events(self, events: Iterable[Mapping], *, prevalidated: bool = False) -> SendOutcome: ...

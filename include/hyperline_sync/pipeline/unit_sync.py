@@ -3,18 +3,26 @@ acknowledged ids and checkpoints (`state.checkpoint`), and the partition's guard
 that refuses everything.
 
 A chunk's events are sent from a worker thread while the source reads and transforms the next
-chunk, in slices of SLICE_BATCHES batches, each checkpointed as soon as Hyperline answered it; the
-chunk is settled (counted, its transform rejects dead-lettered, checkpointed whole) in the main
-thread before the next chunk is counted, so at most two chunks of events are held at once.
+chunk, in slices of SLICE_BATCHES batches, each checkpointed as soon as Hyperline answered it. The
+chunks are settled (counted, their transform rejects dead-lettered, checkpointed whole) in order, in
+the main thread.
+
+So that a round trip does not drain the wire at every chunk, up to CHUNKS_IN_FLIGHT chunks are sent
+at once, each from its own thread: a chunk's first slice goes out while the earlier chunks' answers
+are still coming, and its answer is accounted and checkpointed only once the chunk before it is
+settled, so checkpoints stay in order. At most IN_FLIGHT_BATCHES batches are thus posted and not yet
+checkpointed: what a fault can make a rerun post again. At most CHUNKS_IN_FLIGHT + 1 chunks of events
+are held at once (those being sent, and the one the source is reading).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -37,7 +45,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIN_REJECTED = 100  # refusals below this many never fail a partition as systemic
-SLICE_BATCHES = 2  # batches per send (the hook's max_in_flight): what a fault can make a rerun post again
+SLICE_BATCHES = 2  # batches per send (the hook's max_in_flight), checkpointed together
+CHUNKS_IN_FLIGHT = 2  # chunks being sent at once: a round trip is hidden behind the other's send
+IN_FLIGHT_BATCHES = CHUNKS_IN_FLIGHT * SLICE_BATCHES  # one slice each on the wire: what a rerun may post again
+
+
+class _Sending(NamedTuple):
+    """A chunk being sent: its send, its counts and transform rejects (settled with it), and whether
+    the chunk before it is settled (``turn``)."""
+
+    future: Future[None]
+    chunk: Counts
+    rejects: list[dict]
+    turn: Future[bool]
 
 ChunkReader = Callable[[Unit, int], Iterator[ChunkResult]]
 """(unit, chunk_size) -> the unit's transformed chunks: a source's `chunks`, or a `UnitPool`'s."""
@@ -97,7 +117,7 @@ class UnitSync:
         self.answered: frozenset[str] = frozenset()  # of the chunk resumed mid-way, what was answered
         self.partial = Counts()  # the settled slices of the chunk in flight
         self.acked: list[str] = []  # a dry run's delivered ids (a real run's are in the checkpoint)
-        self.in_flight: tuple[Future[None], Counts, list[dict]] | None = None
+        self.in_flight: deque[_Sending] = deque()  # oldest first
         self.corrections = UnitCorrections.for_unit(job, unit)  # None with corrections: off
 
     @property
@@ -129,7 +149,7 @@ class UnitSync:
         run's) are added to the outcome whatever happens."""
         job, resumed = self.job, self.chunks
         read = read or job.source.chunks
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-send") as pool:
+        with ThreadPoolExecutor(max_workers=CHUNKS_IN_FLIGHT, thread_name_prefix="sync-send") as pool:
             try:
                 for index, result in enumerate(read(self.unit, self.chunk_size)):
                     if self.corrections is not None:
@@ -141,8 +161,8 @@ class UnitSync:
                     self._chunk(result, seen, pool)
                 self._settle()
             except BaseException as exc:
-                if self.in_flight is not None:
-                    # Count what the send in flight delivered, as if it had ended before the error.
+                if self.in_flight:
+                    # Count what the sends in flight delivered, as if they had ended before the error.
                     with contextlib.suppress(Exception):
                         self._settle()
                 self.counts.add(self.partial)  # the answered slices of a chunk cut short
@@ -157,7 +177,6 @@ class UnitSync:
     def _chunk(self, result: ChunkResult, seen: SeenIds, pool: ThreadPoolExecutor) -> None:
         job = self.job
         fresh, duplicates = seen.filter(result.events)
-        self._settle()  # the previous chunk is settled (and checkpointed) before this one is counted
         # Counted once settled: of a chunk whose send did not end, only the slices that did count.
         chunk = Counts(read=result.read, skipped=result.skipped, rejected=result.rejected, duplicates=duplicates)
         if self.answered:  # the chunk an earlier attempt was in: its answered slices are not sent again
@@ -166,6 +185,10 @@ class UnitSync:
             self.outcome.resumed += int(done.sum())
             fresh, self.answered = fresh[~done], frozenset()
         self.outcome.dropped_properties += result.dropped_properties
+        if not (fresh.empty or job.dry_run):
+            self._send_ahead(to_events(fresh), fresh, chunk, result.rejects, pool)
+            return
+        self._settle()  # the previous chunk is settled (and checkpointed) before this one is counted
         if fresh.empty:
             self._chunk_done(chunk, result.rejects)
             return
@@ -178,12 +201,24 @@ class UnitSync:
             if job.event_sink is not None:
                 job.event_sink(self.partition, events)
             self._chunk_done(chunk, result.rejects)
-            return
-        self.in_flight = pool.submit(self._send, events, fresh), chunk, result.rejects
 
-    def _send(self, events: list[dict], fresh: pd.DataFrame) -> None:
-        """In the send thread: the chunk's events, a slice (SLICE_BATCHES batches) at a time, each
-        slice accounted and checkpointed as soon as Hyperline has answered it."""
+    def _send_ahead(self, events: list[dict], fresh: pd.DataFrame, chunk: Counts, rejects: list[dict],
+                    pool: ThreadPoolExecutor) -> None:
+        """Start sending the chunk while the earlier ones' answers are still coming. The oldest is settled
+        first when CHUNKS_IN_FLIGHT are being sent, or when its send has ended (after a failure nothing
+        more is posted)."""
+        while self.in_flight and (len(self.in_flight) >= CHUNKS_IN_FLIGHT or self.in_flight[0].future.done()):
+            self._settle_oldest()
+        turn: Future[bool] = Future()  # True once the chunk before is settled; False: it failed
+        if not self.in_flight:
+            turn.set_result(True)
+        self.in_flight.append(_Sending(pool.submit(self._send, events, fresh, turn), chunk, rejects, turn))
+
+    def _send(self, events: list[dict], fresh: pd.DataFrame, turn: Future[bool]) -> None:
+        """In a send thread: the chunk's events, a slice (SLICE_BATCHES batches) at a time, each
+        slice accounted and checkpointed as soon as Hyperline has answered it. The first slice may go
+        out before the chunk before is settled: its answer waits for `turn`, and is dropped (a rerun
+        posts that slice again) when that chunk failed."""
         job, step = self.job, job_slice(self.job)
         assert job.sender is not None and self.checkpoint is not None  # a real run (not a dry run) sends
         ids, lines = fresh["message_id"].tolist(), fresh["line_no"].tolist()
@@ -195,9 +230,11 @@ class UnitSync:
             try:
                 sent = job.sender.send_events(events[start:start + step], prevalidated=True)
             except HyperlineUnavailableError as exc:
-                if job.breaker is not None:
+                if turn.result() and job.breaker is not None:
                     job.breaker.failure(exc)
                 raise
+            if not turn.result():
+                return
             if job.breaker is not None:
                 job.breaker.success()
             acked, refused = self._account(sent, ids[start:start + step], lines[start:start + step])
@@ -221,15 +258,28 @@ class UnitSync:
         return [i for i in ids if i not in failed_ids], [i for i in ids if i in failed_ids]
 
     def _settle(self) -> None:
-        """Wait for the chunk in flight, if any; once all of it is answered, count and checkpoint it."""
-        if self.in_flight is None:
-            return
-        (future, chunk, rejects), self.in_flight = self.in_flight, None
-        future.result()  # its error, if any, once the slices answered before it are accounted
+        """Settle every chunk in flight, oldest first."""
+        while self.in_flight:
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        """Wait for the oldest chunk in flight; once all of it is answered, count and checkpoint it, and
+        let the next one account its answers. If it failed, the later ones' answers are dropped."""
+        sending = self.in_flight.popleft()
+        try:
+            sending.future.result()  # its error, if any, once the slices answered before it are accounted
+        except BaseException:
+            for later in self.in_flight:
+                later.turn.set_result(False)
+            self.in_flight.clear()
+            raise
+        chunk = sending.chunk
         chunk.sent += self.partial.sent
         chunk.rejected += self.partial.rejected
         self.partial = Counts()
-        self._chunk_done(chunk, rejects)
+        self._chunk_done(chunk, sending.rejects)
+        if self.in_flight:
+            self.in_flight[0].turn.set_result(True)
 
     def _chunk_done(self, chunk: Counts, rejects: list[dict]) -> None:
         for reject in rejects:

@@ -18,7 +18,8 @@ same version with the same chunk size resumes: the files are cut back to the sav
 what a send in flight may have appended), the settled chunks are read again but not sent, the chunk
 in progress is sent without the events its settled slices already had answered, and the unit's
 counts start from the saved ones, so the ledger row ends as if the unit had been synced in one go.
-After any fault, what is posted again is at most the slice that was in flight. The run's own counts
+After any fault, what is posted again is at most what was posted and not yet checkpointed: the
+slice in flight and the next chunk's first slice, sent ahead (`unit_sync.IN_FLIGHT_BATCHES`). The run's own counts
 leave those lines out: they are in `PartitionOutcome.resumed`. When the unit is done its ids are
 committed to the id file and the checkpoint files are removed.
 

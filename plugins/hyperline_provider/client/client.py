@@ -7,7 +7,8 @@ How each answer is handled (per request; a request carries one batch or, after b
   other body is treated like a 5xx: Hyperline's answer cannot be trusted, so the batch is resent.
 - 400, 413, 422: the batch is split in halves and each half resent, so one bad event cannot sink the
   others; a single event still refused fails with ``rejected_by_hyperline: <Hyperline's message>``.
-- 401, 403: :class:`HyperlineAuthError` at once, never retried.
+- 401, 403: :class:`HyperlineAuthError` at once, never retried; the client sends nothing more with that
+  key (a closed hook's next client reads the connection again).
 - 429, 5xx, 408, timeouts, refused or dropped connections: resent after the wait the
   :class:`RetryPolicy` gives (backoff with jitter, ``Retry-After`` honoured), bounded in attempts and
   in time; then :class:`HyperlineUnavailableError`.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -65,7 +67,10 @@ class _GiveUp(Exception):
 
 
 class HyperlineClient:
-    """Validate, batch and send events over one session, as ``settings`` say; use one client per thread.
+    """Validate, batch and send events over one session, as ``settings`` say.
+
+    ``send_events`` may run in several threads at once: the calls share the session, the rate limiter
+    and what the client knows of the key (see ``_key_accepted``); ``max_in_flight`` applies to each call.
 
     :param batch_url: URL of ``POST /v1/events/batch``; ``list_url`` of ``GET /v1/events``.
     :param max_in_flight: batches sent concurrently. Above 1, batches may land out of order, which only
@@ -98,9 +103,12 @@ class HyperlineClient:
         self.policy = retry_policy or RetryPolicy()
         self.max_in_flight, self.freeze_gc = max_in_flight, freeze_gc
         self.clock, self.sleep = clock, sleep
-        # Until Hyperline has accepted the key once, batches go one at a time: a wrong key then costs
-        # exactly one request, not one per batch in flight.
+        # Until Hyperline has accepted the key once, batches go one at a time, also across the threads
+        # calling send_events; a key it refused is not tried again. A wrong key then costs exactly one
+        # request, not one per batch in flight.
         self._key_accepted = False
+        self._key_trial = threading.Lock()
+        self._key_refusal: tuple[str, int | None] | None = None  # the refusal's message and status
 
     # ----------------------------------------------------------------- connection check
     def check(self) -> tuple[bool, str]:
@@ -256,28 +264,10 @@ class HyperlineClient:
             wait = self.rate_limiter.reserve()
             if wait > 0:
                 self.sleep(wait)
-            result.requests += 1
-            try:
-                reply = self.transport.post(self.batch_url, body)
-            except Dropped as exc:
-                problem, delay = str(exc), self.policy.delay(None, {}, attempt)
-            except Unsendable as exc:
-                raise _GiveUp(f"Cannot send a request to Hyperline at {self.base_url}: {exc}", answered=False) from None
-            else:
-                answer = classify(reply)
-                if answer.kind is not Kind.RATE_LIMITED:
-                    self._hold_if_exhausted(reply.headers)
-                if answer.kind in (Kind.ACKNOWLEDGED, Kind.SPLIT):
-                    self._key_accepted = self._key_accepted or answer.kind is Kind.ACKNOWLEDGED
-                    return answer
-                message = self.transport.redact(answer.message)
-                if answer.kind is Kind.AUTH:
-                    raise _GiveUp(self._auth_message(answer.status, message), answer.status, auth=True)
-                if answer.kind is Kind.REFUSED:
-                    detail = f"Hyperline at {self.batch_url} answered HTTP {answer.status}: {message}"
-                    raise _GiveUp(detail, answer.status)
-                problem = self.transport.redact(answer.problem)
-                delay = self.policy.delay(answer.kind, reply.headers, attempt)
+            with nullcontext() if self._key_accepted else self._key_trial:
+                answer, problem, delay = self._attempt(body, attempt, result)
+            if answer is not None:
+                return answer
             elapsed = self.clock() - started
             if self.policy.gives_up(attempt, elapsed, delay):
                 raise _GiveUp(
@@ -286,6 +276,31 @@ class HyperlineClient:
                 )
             log.debug("Hyperline request failed (%s), attempt %d: retrying in %.2fs", problem, attempt, delay)
             self.sleep(delay)
+
+    def _attempt(self, body: bytes, attempt: int, result: SendResult) -> tuple[Answer | None, str, float]:
+        """One POST: (an ACKNOWLEDGED or SPLIT answer, "", 0) or (None, the problem, the wait before resending)."""
+        if self._key_refusal is not None:  # refused to an earlier request of this client: not tried again
+            raise _GiveUp(*self._key_refusal, auth=True)
+        result.requests += 1
+        try:
+            reply = self.transport.post(self.batch_url, body)
+        except Dropped as exc:
+            return None, str(exc), self.policy.delay(None, {}, attempt)
+        except Unsendable as exc:
+            raise _GiveUp(f"Cannot send a request to Hyperline at {self.base_url}: {exc}", answered=False) from None
+        answer = classify(reply)
+        if answer.kind is not Kind.RATE_LIMITED:
+            self._hold_if_exhausted(reply.headers)
+        if answer.kind in (Kind.ACKNOWLEDGED, Kind.SPLIT):
+            self._key_accepted = self._key_accepted or answer.kind is Kind.ACKNOWLEDGED
+            return answer, "", 0.0
+        message = self.transport.redact(answer.message)
+        if answer.kind is Kind.AUTH:
+            self._key_refusal = self._auth_message(answer.status, message), answer.status
+            raise _GiveUp(*self._key_refusal, auth=True)
+        if answer.kind is Kind.REFUSED:
+            raise _GiveUp(f"Hyperline at {self.batch_url} answered HTTP {answer.status}: {message}", answer.status)
+        return None, self.transport.redact(answer.problem), self.policy.delay(answer.kind, reply.headers, attempt)
 
     def _hold_if_exhausted(self, headers: Mapping[str, str]) -> None:
         """After an answer saying the budget is spent, hold the next request until the reset time."""
@@ -298,6 +313,10 @@ class HyperlineClient:
         self.transport.close()
 
 
+_freeze_lock = threading.Lock()
+_freezing_sends = 0  # sends under way that froze the heap (guarded by _freeze_lock)
+
+
 @contextmanager
 def _gc_frozen() -> Iterator[None]:
     """Exempt the objects that exist before a send from cyclic GC passes during it.
@@ -305,14 +324,24 @@ def _gc_frozen() -> Iterator[None]:
     Each batch keeps thousands of event dicts alive long enough to reach the oldest generation, which
     triggers full collections; in a process holding Airflow's ~200k objects those cost more than
     validating the events. Freezing (``gc.freeze``) skips the pre-existing objects in those passes while
-    garbage made during the send is still collected; ``gc.unfreeze`` restores them at the end. Left
-    alone when something else already froze objects (e.g. a pre-fork freeze), which has the same effect.
+    garbage made during the send is still collected; ``gc.unfreeze`` restores them once no send is under
+    way (sends of several threads overlap: a send starting during another freezes the newer objects
+    too, and the last to end unfreezes). Left alone when something else already froze objects (e.g. a
+    pre-fork freeze), which has the same effect.
     """
-    if not gc.isenabled() or gc.get_freeze_count():
+    global _freezing_sends
+    with _freeze_lock:
+        ours = gc.isenabled() and (_freezing_sends > 0 or not gc.get_freeze_count())
+        if ours:
+            gc.freeze()
+            _freezing_sends += 1
+    if not ours:
         yield
         return
-    gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
+        with _freeze_lock:
+            _freezing_sends -= 1
+            if not _freezing_sends:
+                gc.unfreeze()

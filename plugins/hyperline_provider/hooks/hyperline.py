@@ -8,6 +8,7 @@ hook adds the Bearer key and JSON headers to it, reads the connection's settings
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -39,8 +40,10 @@ class HyperlineHook(HttpHook):
     The connection (type ``hyperline``) holds the ingest URL in ``host`` (``https://ingest.hyperline.co``
     or ``https://sandbox.ingest.hyperline.co``) and the API key in ``password``; optional extras are
     ``batch_size`` (1-5000, default 5000), ``timeout`` (seconds, default 60) and ``max_requests_per_second``.
-    Keyword arguments override the extras. One hook keeps one HTTP session; use one hook per thread, and
-    pass a shared ``rate_limiter`` to make several hooks of one process share a request budget.
+    Keyword arguments override the extras. One hook keeps one HTTP session and one rate limiter;
+    ``send_events`` may run in several threads at once (their batches share both, and ``max_in_flight``
+    applies to each call). Pass a shared ``rate_limiter`` to make several hooks of one process share a
+    request budget.
 
     :param hyperline_conn_id: Airflow connection id.
     :param batch_size, timeout, max_requests_per_second: override the connection's extras.
@@ -87,6 +90,7 @@ class HyperlineHook(HttpHook):
         self.max_in_flight, self.freeze_gc = max_in_flight, freeze_gc
         self.clock, self.sleep = time.monotonic, time.sleep  # seams: tests record waits instead
         self._client: HyperlineClient | None = None
+        self._client_lock = threading.Lock()  # two sending threads must not build two sessions
 
     # ----------------------------------------------------------------- HttpHook's session, our auth
     def read_settings(self) -> HyperlineSettings:
@@ -119,17 +123,20 @@ class HyperlineHook(HttpHook):
     @property
     def client(self) -> HyperlineClient:
         """The client over this hook's session, built on first use."""
-        if self._client is None:
-            settings = self.read_settings()
-            session = self.get_conn()
-            if settings.cleartext:
-                log.warning("Connection '%s' sends the API key without TLS to %s", self.http_conn_id, settings.base_url)
-            self._client = HyperlineClient(
-                session, settings, conn_id=self.http_conn_id,
-                batch_url=self.url_from_endpoint(BATCH_ENDPOINT), list_url=self.url_from_endpoint(LIST_ENDPOINT),
-                max_batch_bytes=self.max_batch_bytes, rate_limiter=self.rate_limiter, retry_policy=self.retry_policy,
-                max_in_flight=self.max_in_flight, freeze_gc=self.freeze_gc, clock=self.clock, sleep=self.sleep,
-            )
+        with self._client_lock:
+            return self._client or self._build_client()
+
+    def _build_client(self) -> HyperlineClient:
+        settings = self.read_settings()
+        session = self.get_conn()
+        if settings.cleartext:
+            log.warning("Connection '%s' sends the API key without TLS to %s", self.http_conn_id, settings.base_url)
+        self._client = HyperlineClient(
+            session, settings, conn_id=self.http_conn_id,
+            batch_url=self.url_from_endpoint(BATCH_ENDPOINT), list_url=self.url_from_endpoint(LIST_ENDPOINT),
+            max_batch_bytes=self.max_batch_bytes, rate_limiter=self.rate_limiter, retry_policy=self.retry_policy,
+            max_in_flight=self.max_in_flight, freeze_gc=self.freeze_gc, clock=self.clock, sleep=self.sleep,
+        )
         return self._client
 
     def send_events(self, events: Iterable[Mapping[str, Any]], *, prevalidated: bool = False) -> SendResult:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import logging
 import math
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +21,7 @@ import requests
 from hyperline_devtools.emulator import Emulator, Faults
 from hyperline_provider import PRODUCTION_HOST, SANDBOX_HOST
 from hyperline_provider.client.answers import Kind, failed_member, read_batch_answer
+from hyperline_provider.client.client import _gc_frozen
 from hyperline_provider.client.messages import auth_message
 from hyperline_provider.client.retry import RetryPolicy
 from hyperline_provider.exceptions import HyperlineError
@@ -454,6 +457,38 @@ def test_401_costs_one_request_even_with_batches_in_flight(emulator: Emulator, c
         hook.send_events(make_events(100))
 
     assert emulator.requests == 1 and emulator.statuses == {401: 1}
+
+
+def test_a_401_costs_one_request_across_threads_and_the_key_is_not_tried_again(
+        emulator: Emulator, connect, make_hook) -> None:
+    # Two threads send at once (the sync sends a chunk while the previous one's answers come): one
+    # request tries the key; the other call fails on its refusal without a request, as does a later one.
+    hook = make_hook(connect(password="test_wrong_secret_79"), batch_size=10)
+    emulator.set_faults(Faults(latency_ms=100))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        calls = [pool.submit(hook.send_events, make_events(30, prefix=prefix)) for prefix in "ab"]
+    for call in calls:
+        with pytest.raises(HyperlineAuthError):
+            call.result()
+    with pytest.raises(HyperlineAuthError):
+        hook.send_events(make_events(5))
+
+    assert emulator.requests == 1 and emulator.statuses == {401: 1}
+
+
+def test_overlapping_sends_keep_the_heap_frozen_until_the_last_one_ends() -> None:
+    assert gc.get_freeze_count() == 0  # nothing else froze objects in this process
+    first, second = _gc_frozen(), _gc_frozen()
+    first.__enter__()
+    frozen = gc.get_freeze_count()
+    made_since = [[i] for i in range(1000)]
+    second.__enter__()  # a send of another thread starting: the objects made since are exempt too
+    assert gc.get_freeze_count() >= frozen + len(made_since)
+    first.__exit__(None, None, None)
+    assert gc.get_freeze_count() > 0  # the second send is still under way
+    second.__exit__(None, None, None)
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_connection_without_key_fails_before_any_request(emulator: Emulator, connect, make_hook) -> None:
