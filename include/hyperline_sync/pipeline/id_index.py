@@ -26,15 +26,16 @@ import numpy as np
 
 from hyperline_sync.pipeline.dedup import read_hashes, write_ids
 from hyperline_sync.pipeline.unit_sync import PartitionFailedError
-from hyperline_sync.sources.base import Unit
+from hyperline_sync.sources.base import PartitionSource, Unit
 from hyperline_sync.sources.errors import UnitReadError
 from hyperline_sync.state import store
+from hyperline_sync.state.ledger import Ledger
 from hyperline_sync.state.store import Location
 
 if TYPE_CHECKING:
     from hyperline_sync.pipeline.sync import SyncJob
 
-__all__ = ["EarlierDayUnreadableError", "index_file", "index_root", "pending_earlier_ids"]
+__all__ = ["EarlierDayUnreadableError", "index_file", "index_root", "pending_earlier_ids", "units_to_sync"]
 
 INDEX = "ids-index"
 
@@ -73,16 +74,24 @@ def pending_earlier_ids(job: SyncJob, day: dt.date, write_root: Location) -> np.
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
 
 
+def units_to_sync(
+    source: PartitionSource, ledger: Ledger, pipeline: str, day: dt.date, *, resend: bool = False
+) -> tuple[list[Unit], list[Unit]]:
+    """The day's units, and those not done at their current version (all of them with `resend`):
+    what the day's own sync reads, and what its later days index."""
+    units = source.list_units(day)
+    done = {} if resend else ledger.done_objects(pipeline, day.isoformat())
+    return units, [u for u in units if done.get(u.key) != u.etag]
+
+
 def _not_done(job: SyncJob, earlier: dt.date) -> list[Unit]:
     try:
-        units = job.source.list_units(earlier)
+        return units_to_sync(job.source, job.ledger, job.pipeline.name, earlier, resend=job.resend)[1]
     except UnitReadError as exc:
         raise EarlierDayUnreadableError(
             f"earlier day {earlier} of the dedup window cannot be listed ({exc}): this day cannot tell which of "
             "its messageIds that day will send; it syncs once that day can be read"
         ) from exc
-    done = {} if job.resend else job.ledger.done_objects(job.pipeline.name, earlier.isoformat())
-    return [u for u in units if done.get(u.key) != u.etag]
 
 
 def _unit_hashes(job: SyncJob, unit: Unit, write_root: Location) -> np.ndarray:

@@ -26,7 +26,7 @@ from hyperline_sync.config.models import PipelineConfig
 from hyperline_sync.insight.usage import UsageTally
 from hyperline_sync.pipeline.breaker import CircuitBreaker
 from hyperline_sync.pipeline.dedup import SeenIds
-from hyperline_sync.pipeline.id_index import pending_earlier_ids
+from hyperline_sync.pipeline.id_index import pending_earlier_ids, units_to_sync
 from hyperline_sync.pipeline.ports import Sender
 from hyperline_sync.pipeline.unit_pool import UnitPool
 from hyperline_sync.pipeline.unit_sync import (
@@ -103,15 +103,6 @@ def discard_dry_run_state(output_dir: Location, pipeline: str, run_id: str) -> N
 
 def _dry_run(job: SyncJob) -> Location:
     return dry_run_dir(job.output_dir, job.pipeline.name, job.run_id)
-
-
-def units_to_sync(
-    source: PartitionSource, ledger: Ledger, pipeline: str, day: dt.date, *, resend: bool = False
-) -> tuple[list[Unit], list[Unit]]:
-    """The day's units, and those not done at their current version (all of them with `resend`)."""
-    units = source.list_units(day)
-    done = {} if resend else ledger.done_objects(pipeline, day.isoformat())
-    return units, [u for u in units if done.get(u.key) != u.etag]
 
 
 def sync_partition(job: SyncJob, day: dt.date) -> PartitionOutcome:
