@@ -33,6 +33,7 @@ def test_only_the_top_level_messageid_of_track_lines_is_taken(tmp_path: Path) ->
     ]
     raw = b"\n".join(orjson.dumps(line) for line in lines) + b"\n{not json\n[1, 2]\n"
     raw += b'{"type": "track", "messageId": "bad-utf8", "event": "\xff"}\n'
+    raw += b'{"type": "track", "messageId": "deep", "properties": ' + b'[' * 1000 + b']' * 1000 + b'}\n'
     data = gzip.compress(raw)
     (tmp_path / "o.gz").write_bytes(data)
     obj = ArchiveObject("o.gz", len(data), hashlib.md5(data).hexdigest(), DAY)

@@ -55,8 +55,10 @@ def _add_ids(lines: list[bytes], ids: list[str]) -> None:
             if not line.isascii():
                 line.decode()  # as the transform: invalid UTF-8 anywhere makes the line malformed
             message = _DECODE(line)
-        except (msgspec.DecodeError, ValueError):
-            continue
+        except MemoryError:
+            raise  # the process's state, not the line's
+        except Exception:  # as in the transform, whatever one line raises (RecursionError when nested
+            continue  # too deep) makes it a reject there: it has no id here
         message_id = message.messageId
         if message.type == "track" and type(message_id) is str and message_id and not message_id.isspace():
             add(message_id)
